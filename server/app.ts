@@ -1,0 +1,38 @@
+// The HTTP application: body parsing, authentication, routes by resource, Central's errors.
+import type { IncomingMessage } from 'node:http';
+import express from 'express';
+import type { Database } from './db.ts';
+import type { Config } from './config.ts';
+import { authenticate, keyPrefix } from './auth.ts';
+import { errorHandler, notFoundHandler, problems } from './errors.ts';
+import { sessions } from './routes/sessions.ts';
+import { users } from './routes/users.ts';
+import { roles } from './routes/roles.ts';
+import { preferences } from './routes/preferences.ts';
+import { audits } from './routes/audits.ts';
+
+/** JSON bodies are read whatever their declared type, except the XML, multipart and binary bodies other routes stream. */
+function isJsonBody(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').toLowerCase();
+  return type === '' || type.includes('json') || type.startsWith('text/plain');
+}
+
+export function createApp(db: Database, config: Config): express.Express {
+  const app = express();
+  app.locals.db = db;
+  app.locals.config = config;
+  app.set('trust proxy', true);
+  app.set('query parser', 'extended');
+  app.disable('x-powered-by');
+
+  app.use(keyPrefix);
+  app.use(express.json({ limit: config.jsonLimit, type: isJsonBody, strict: false }));
+  app.use(authenticate(db));
+
+  app.use(sessions, users, roles, preferences, audits);
+
+  app.use('/v1', notFoundHandler);
+  app.use((_req, _res, next) => next(problems.notFound()));
+  app.use(errorHandler);
+  return app;
+}

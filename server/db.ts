@@ -1,0 +1,71 @@
+// Connections: the owner pool (migrations, workers, bootstrap) and the request pool, which logs in as
+// fieldbase_authenticator and runs every request's transaction as fieldbase_request with the actor set.
+import pg from 'pg';
+import type { Config } from './config.ts';
+
+export type Db = pg.PoolClient;
+
+export interface RequestContext {
+  actorId: number | null;
+  notes?: string | null;
+  userAgent?: string | null;
+}
+
+export interface Database {
+  owner: pg.Pool;
+  requests: pg.Pool;
+  /** Runs fn in one transaction as the request role acting for ctx.actorId; rolls back on error. */
+  withActor<T>(ctx: RequestContext, fn: (db: Db) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
+
+function logPoolError(err: Error) {
+  console.error('database connection error:', err.message);
+}
+
+export async function openDatabase(ownerUrl: string, config: Pick<Config, 'bcryptCost' | 'sessionLifetime'>): Promise<Database> {
+  const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
+  owner.on('error', logPoolError);
+  const { rows: [secret] } = await owner.query(
+    "select value from app_private.settings where name = 'authenticator_password'");
+  await owner.query(`alter role fieldbase_authenticator password ${pg.escapeLiteral(secret.value)}`);
+  const requestUrl = new URL(ownerUrl);
+  requestUrl.username = 'fieldbase_authenticator';
+  requestUrl.password = secret.value;
+  const requests = new pg.Pool({
+    connectionString: requestUrl.toString(),
+    max: Number(process.env.DB_POOL_SIZE ?? 20),
+    options: `-c fieldbase.bcrypt_cost=${config.bcryptCost} -c fieldbase.session_lifetime=${config.sessionLifetime.replace(/\s+/g, '\\ ')}`,
+  });
+  requests.on('error', logPoolError);
+
+  async function withActor<T>(ctx: RequestContext, fn: (db: Db) => Promise<T>): Promise<T> {
+    const client = await requests.connect();
+    try {
+      await client.query('begin');
+      // set_config('role', …, true) is `set local role` as a function: one round trip sets the identity.
+      await client.query(
+        `select set_config('role', 'fieldbase_request', true), set_config('fieldbase.actor_id', $1, true),
+                set_config('fieldbase.action_notes', $2, true), set_config('fieldbase.user_agent', $3, true)`,
+        [ctx.actorId === null ? '' : String(ctx.actorId), ctx.notes ?? '', ctx.userAgent ?? '']);
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  return {
+    owner,
+    requests,
+    withActor,
+    async close() { await Promise.all([owner.end(), requests.end()]); },
+  };
+}

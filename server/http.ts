@@ -1,0 +1,71 @@
+// Small helpers every route uses: the actor's transaction, request bodies, extended metadata.
+import type { Request, Response } from 'express';
+import type { Database, Db } from './db.ts';
+import { problems } from './errors.ts';
+
+export function database(req: Request): Database {
+  return req.app.locals.db as Database;
+}
+
+/** Runs fn in the request's single transaction, as the authenticated actor. */
+export function transaction<T>(req: Request, fn: (db: Db) => Promise<T>): Promise<T> {
+  return database(req).withActor({
+    actorId: req.auth.actorId,
+    notes: decodeNotes(req.get('x-action-notes')),
+    userAgent: req.get('user-agent') ?? null,
+  }, fn);
+}
+
+function decodeNotes(raw: string | undefined): string | null {
+  if (!raw) return null;
+  try { return decodeURIComponent(raw); } catch { return raw; }
+}
+
+/** One row of a query, or 404.1. */
+export async function one<T = Record<string, unknown>>(db: Db, sql: string, params: unknown[] = []): Promise<T> {
+  const { rows } = await db.query(sql, params);
+  if (rows.length === 0) throw problems.notFound();
+  return rows[0] as T;
+}
+
+export async function many<T = Record<string, unknown>>(db: Db, sql: string, params: unknown[] = []): Promise<T[]> {
+  const { rows } = await db.query(sql, params);
+  return rows as T[];
+}
+
+export function extended(req: Request): boolean {
+  return req.get('x-extended-metadata') === 'true';
+}
+
+export function body(req: Request): Record<string, unknown> {
+  const b = req.body;
+  if (b === undefined || b === null) return {};
+  if (typeof b !== 'object' || Array.isArray(b)) throw problems.unparseable('json', JSON.stringify(b).length);
+  return b as Record<string, unknown>;
+}
+
+/** A string field of the body: undefined when absent, 400.11 when of another type. */
+export function optionalString(b: Record<string, unknown>, field: string): string | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw problems.invalidDataType(field, v, 'string');
+  return v;
+}
+
+export function requiredString(b: Record<string, unknown>, field: string): string {
+  const v = optionalString(b, field);
+  if (v === undefined) throw problems.missingParameter(field);
+  return v;
+}
+
+/** A positive integer path parameter, or 404.1 (Central treats a malformed id as not found). */
+export function idParam(value: string | undefined): number {
+  if (!value || !/^\d+$/.test(value) || Number(value) > 2147483647) throw problems.notFound();
+  return Number(value);
+}
+
+export const success = { success: true };
+
+export function sendJson(res: Response, value: unknown, status = 200): void {
+  res.status(status).json(value);
+}
