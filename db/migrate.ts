@@ -4,13 +4,13 @@ import fs from 'node:fs';
 import { migrate, watch, Logger, type Settings } from 'graphile-migrate';
 import { runMigrations, Logger as WorkerLogger } from 'graphile-worker';
 
-const migrationsFolder = path.resolve(import.meta.dirname, '..', 'migrations');
+export const migrationsFolder = path.resolve(import.meta.dirname, '..', 'migrations');
 
-function settings(connectionString: string, rootConnectionString: string): Settings {
+function settings(connectionString: string, rootConnectionString: string, folder = migrationsFolder): Settings {
   return {
     connectionString,
     rootConnectionString,
-    migrationsFolder,
+    migrationsFolder: folder,
     pgSettings: { search_path: 'public' },
     logger: quietLogger,
   };
@@ -21,16 +21,28 @@ const quietLogger = new Logger(() => (level, message) => {
   if (level === 'error' || level === 'warning') console.error(message);
 });
 
-function hasCurrentMigration(): boolean {
-  const dir = path.join(migrationsFolder, 'current');
-  const file = path.join(migrationsFolder, 'current.sql');
+function hasCurrentMigration(folder: string): boolean {
+  const dir = path.join(folder, 'current');
+  const file = path.join(folder, 'current.sql');
   if (fs.existsSync(dir)) return fs.readdirSync(dir).some((f) => f.endsWith('.sql') && fs.statSync(path.join(dir, f)).size > 0);
   return fs.existsSync(file) && fs.readFileSync(file, 'utf8').replace(/--.*$/gm, '').trim() !== '';
 }
 
+/** graphile-migrate refuses to run while another process migrates the same database: wait for it. */
+async function whenUnlocked(run: () => Promise<void>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!/exclusive lock/.test((err as Error).message) || attempt >= 100) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
+    }
+  }
+}
+
 /** Fieldbase's migrations, then graphile-worker's schema (add_job must exist before requests queue jobs). */
-export async function migrateDatabase(url: string, rootUrl: string, { includeCurrent = false } = {}): Promise<void> {
+export async function migrateDatabase(url: string, rootUrl: string, { includeCurrent = false, folder = migrationsFolder } = {}): Promise<void> {
   await runMigrations({ connectionString: url, logger: new WorkerLogger(() => () => {}) });
-  await migrate(settings(url, rootUrl));
-  if (includeCurrent && hasCurrentMigration()) await watch(settings(url, rootUrl), true);
+  await whenUnlocked(() => migrate(settings(url, rootUrl, folder)));
+  if (includeCurrent && hasCurrentMigration(folder)) await watch(settings(url, rootUrl, folder), true);
 }

@@ -26,15 +26,27 @@ function logPoolError(err: Error) {
   console.error('database connection error:', err.message);
 }
 
+/** The authenticator login role is cluster-wide: set its password only when it does not already work. */
+async function ensureAuthenticatorPassword(owner: pg.Pool, requestUrl: string, password: string): Promise<void> {
+  const probe = new pg.Client({ connectionString: requestUrl });
+  try {
+    await probe.connect();
+    await probe.end();
+  } catch {
+    await owner.query(`alter role fieldbase_authenticator password ${pg.escapeLiteral(password)}`);
+  }
+}
+
 export async function openDatabase(ownerUrl: string, config: Pick<Config, 'bcryptCost' | 'sessionLifetime'>): Promise<Database> {
   const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   owner.on('error', logPoolError);
+  owner.on('connect', (client) => client.on('error', logPoolError));
   const { rows: [secret] } = await owner.query(
     "select value from app_private.settings where name = 'authenticator_password'");
-  await owner.query(`alter role fieldbase_authenticator password ${pg.escapeLiteral(secret.value)}`);
   const requestUrl = new URL(ownerUrl);
   requestUrl.username = 'fieldbase_authenticator';
   requestUrl.password = secret.value;
+  await ensureAuthenticatorPassword(owner, requestUrl.toString(), secret.value);
   const requests = new pg.Pool({
     connectionString: requestUrl.toString(),
     max: Number(process.env.DB_POOL_SIZE ?? 20),

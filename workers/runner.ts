@@ -14,13 +14,14 @@ export async function startWorkers(pgPool: pg.Pool, options: { pollInterval?: nu
   return run({ pgPool, taskList, crontab, concurrency: 4, pollInterval: options.pollInterval ?? 1000, noHandleSignals: true, logger: quietLogger() });
 }
 
-/** Processes every pending job, including jobs those enqueue, then returns. */
+/** Processes every pending job, including jobs those enqueue, then returns (waits for jobs other runners hold). */
 export async function drainJobs(pgPool: pg.Pool): Promise<void> {
   for (;;) {
     await runOnce({ pgPool, taskList, logger: quietLogger() });
     const { rows: [{ n }] } = await pgPool.query(
-      `select count(*)::int as n from graphile_worker.jobs where run_at <= now() and attempts < max_attempts and locked_at is null`);
+      `select count(*)::int as n from graphile_worker.jobs where run_at <= now() and attempts < max_attempts`);
     if (n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 

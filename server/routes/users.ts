@@ -21,8 +21,7 @@ async function readableUser(db: Db, id: number): Promise<UserRow> {
 users.get('/v1/users', async (req, res) => {
   if (req.auth.actorId === null) throw problems.insufficientRights();
   const q = typeof req.query.q === 'string' ? req.query.q : null;
-  const rows = await transaction(req, (db) => many<UserRow>(db,
-    `select ${userColumns} from app_public.search_users($1) u join app_public.actors a on a.id = u.actor_id`, [q]));
+  const rows = await transaction(req, (db) => many<UserRow>(db, 'select * from app_public.search_users($1)', [q]));
   res.json(rows.map(userJson));
 });
 

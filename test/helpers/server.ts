@@ -63,7 +63,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sql = new pg.Pool({ connectionString: ownerUrl, max: 2 });
 
-  async function request<T>(path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+  async function request<T = any>(path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     let payload: string | Buffer | undefined = options.raw;
@@ -71,7 +71,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
       payload = JSON.stringify(options.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(url + path, { method: options.method ?? 'GET', headers, body: payload });
+    const res = await fetch(url + path, { method: options.method ?? 'GET', headers, body: payload as BodyInit | undefined });
     const text = await res.text();
     let body: any = text;
     if ((res.headers.get('content-type') ?? '').includes('json') && text) body = JSON.parse(text);

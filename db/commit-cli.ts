@@ -1,0 +1,18 @@
+// npm run migrate:commit -- -m "message": turns migrations/current/ into the next committed migration.
+// Uses DATABASE_URL's server for a scratch database and its shadow.
+import { commit } from 'graphile-migrate';
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { externalCluster, ensureDatabase } from './cluster.ts';
+
+const { values } = parseArgs({ options: { message: { type: 'string', short: 'm' } } });
+const server = process.env.DATABASE_URL;
+if (!server) { console.error('Set DATABASE_URL to a PostgreSQL server this command may create databases on.'); process.exit(1); }
+const at = (db: string) => { const u = new URL(server); u.pathname = `/${db}`; return u.toString(); };
+await ensureDatabase(externalCluster(server), 'fieldbase_migrate_dev');
+await commit({
+  connectionString: at('fieldbase_migrate_dev'),
+  shadowConnectionString: at('fieldbase_migrate_shadow'),
+  rootConnectionString: at('postgres'),
+  migrationsFolder: path.resolve(import.meta.dirname, '..', 'migrations'),
+}, values.message ?? null);
