@@ -10,6 +10,7 @@ import { users } from './routes/users.ts';
 import { roles } from './routes/roles.ts';
 import { preferences } from './routes/preferences.ts';
 import { audits } from './routes/audits.ts';
+import { mountGraphql } from './graphql.ts';
 
 /** JSON bodies are read whatever their declared type, except the XML, multipart and binary bodies other routes stream. */
 function isJsonBody(req: IncomingMessage): boolean {
@@ -17,7 +18,7 @@ function isJsonBody(req: IncomingMessage): boolean {
   return type === '' || type.includes('json') || type.startsWith('text/plain');
 }
 
-export function createApp(db: Database, config: Config): express.Express {
+export async function createApp(db: Database, config: Config): Promise<express.Express> {
   const app = express();
   app.locals.db = db;
   app.locals.config = config;
@@ -30,6 +31,8 @@ export function createApp(db: Database, config: Config): express.Express {
   app.use(authenticate(db));
 
   app.use(sessions, users, roles, preferences, audits);
+
+  await mountGraphql(app, db, { production: config.production });
 
   app.use('/v1', notFoundHandler);
   app.use((_req, _res, next) => next(problems.notFound()));

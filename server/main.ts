@@ -5,7 +5,7 @@ import { startWorkers } from '../workers/runner.ts';
 
 const { config, db, shutdown } = await boot();
 const runner = config.runWorkers ? await startWorkers(db.owner) : null;
-const app = createApp(db, config);
+const app = await createApp(db, config);
 const server = app.listen(config.port, () => {
   const url = config.baseUrl ?? `http://localhost:${config.port}`;
   console.log(`Fieldbase is serving the ODK Central API at ${url}/v1`);

@@ -58,7 +58,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
   const config: Config = { ...loadConfig({}), bcryptCost: 4, port: 0, ...overrides };
   const ownerUrl = databaseUrl(name);
   const db = await openDatabase(ownerUrl, config);
-  const app = createApp(db, config);
+  const app = await createApp(db, config);
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, () => resolve(s)); });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sql = new pg.Pool({ connectionString: ownerUrl, max: 2 });
