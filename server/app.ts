@@ -11,6 +11,18 @@ import { roles } from './routes/roles.ts';
 import { preferences } from './routes/preferences.ts';
 import { audits } from './routes/audits.ts';
 import { mountGraphql } from './graphql.ts';
+import { projects } from './routes/projects.ts';
+import { appUsers } from './routes/app-users.ts';
+import { serverConfig } from './routes/config.ts';
+import { odata } from './routes/odata.ts';
+import { forms } from './routes/forms.ts';
+import { drafts } from './routes/drafts.ts';
+import { formAttachments } from './routes/form-attachments.ts';
+import { openRosa } from './routes/openrosa.ts';
+import { publicLinks } from './routes/public-links.ts';
+import { submissions } from './routes/submissions.ts';
+import { submissionOpenRosa } from './routes/submission-openrosa.ts';
+import { submissionExports } from './routes/submission-exports.ts';
 
 /** JSON bodies are read whatever their declared type, except the XML, multipart and binary bodies other routes stream. */
 function isJsonBody(req: IncomingMessage): boolean {
@@ -31,6 +43,16 @@ export async function createApp(db: Database, config: Config): Promise<express.E
   app.use(authenticate(db));
 
   app.use(sessions, users, roles, preferences, audits);
+  app.use(projects, appUsers, serverConfig);
+  app.use(odata); // before forms: …/forms/x.svc is not a form id
+  app.use(forms);
+  app.use(drafts);
+  app.use(formAttachments);
+  app.use(openRosa);
+  app.use(publicLinks);
+  app.use(submissionOpenRosa);
+  app.use(submissionExports);
+  app.use(submissions);
 
   await mountGraphql(app, db, { production: config.production });
 

@@ -22,9 +22,6 @@ export interface Database {
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
 
-function logPoolError(err: Error) {
-  console.error('database connection error:', err.message);
-}
 
 /** The authenticator login role is cluster-wide: set its password only when it does not already work. */
 async function ensureAuthenticatorPassword(owner: pg.Pool, requestUrl: string, password: string): Promise<void> {
@@ -38,6 +35,8 @@ async function ensureAuthenticatorPassword(owner: pg.Pool, requestUrl: string, p
 }
 
 export async function openDatabase(ownerUrl: string, config: Pick<Config, 'bcryptCost' | 'sessionLifetime'>): Promise<Database> {
+  let closing = false;
+  const logPoolError = (err: Error) => { if (!closing) console.error('database connection error:', err.message); };
   const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   owner.on('error', logPoolError);
   owner.on('connect', (client) => client.on('error', logPoolError));
@@ -53,6 +52,8 @@ export async function openDatabase(ownerUrl: string, config: Pick<Config, 'bcryp
     options: `-c fieldbase.bcrypt_cost=${config.bcryptCost} -c fieldbase.session_lifetime=${config.sessionLifetime.replace(/\s+/g, '\\ ')}`,
   });
   requests.on('error', logPoolError);
+  // A connection ended under a checked-out client (server shutdown, a dropped database) must not crash the process.
+  requests.on('connect', (client) => client.on('error', logPoolError));
 
   async function withActor<T>(ctx: RequestContext, fn: (db: Db) => Promise<T>): Promise<T> {
     const client = await requests.connect();
@@ -78,6 +79,6 @@ export async function openDatabase(ownerUrl: string, config: Pick<Config, 'bcryp
     owner,
     requests,
     withActor,
-    async close() { await Promise.all([owner.end(), requests.end()]); },
+    async close() { closing = true; await Promise.all([owner.end(), requests.end()]); },
   };
 }

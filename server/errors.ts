@@ -72,7 +72,7 @@ export function problemBody(problem: Problem) {
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const problem = toProblem(err);
-  if (problem.status >= 500) console.error(req.method, req.originalUrl, err);
+  if (problem.code === 500.1) console.error(req.method, req.originalUrl, err);
   if (res.headersSent) { res.destroy(); return; }
   res.status(problem.status).type('application/json').send(JSON.stringify(problemBody(problem)));
 };

@@ -62,8 +62,10 @@ try {
 
   const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
   const count = (re: RegExp) => Number(re.exec(plain)?.[1] ?? 0);
-  const passed = count(/(\d+) tests? passed/);
-  const failed = count(/(\d+) tests? failed/) + count(/(\d+) uncaught exceptions?/) + count(/(\d+) unhandled rejections?/);
+  // ava prints "N tests passed" only when none failed: count its per-test marks instead.
+  const marks = (mark: string) => plain.split('\n').filter((line) => line.trimStart().startsWith(mark)).length;
+  const passed = marks('✔');
+  const failed = marks('✘') + count(/(\d+) uncaught exceptions?/) + count(/(\d+) unhandled rejections?/);
   if (exitCode !== 0 && failed === 0) console.log('ava exited with an error before counting its tests');
   console.log(`${passed} passed, ${failed || (exitCode === 0 ? 0 : 1)} failed`);
 } finally {

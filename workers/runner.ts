@@ -3,11 +3,13 @@ import { Logger, run, runOnce, type Runner, type TaskList } from 'graphile-worke
 import type pg from 'pg';
 import { mail__send } from './tasks/mail.ts';
 import { sessions__trim } from './tasks/housekeeping.ts';
+import { submissions__purge } from './tasks/submissions.ts';
 
-export const taskList: TaskList = { mail__send, sessions__trim };
+export const taskList: TaskList = { mail__send, sessions__trim, submissions__purge };
 
 const crontab = [
   '0 * * * * sessions__trim',
+  '30 3 * * * submissions__purge',
 ].join('\n');
 
 export async function startWorkers(pgPool: pg.Pool, options: { pollInterval?: number } = {}): Promise<Runner> {

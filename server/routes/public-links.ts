@@ -1,0 +1,70 @@
+// Public Links of a form: actors of type public_link whose token (?st=) lets anyone fill that one form.
+import { Router } from 'express';
+import type { Db } from '../db.ts';
+import { transaction, extended, body, idParam, success, optionalString } from '../http.ts';
+import { problems } from '../errors.ts';
+import { projectParam, formParam } from './forms-common.ts';
+
+export const publicLinks = Router();
+
+const path = '/v1/projects/:projectId/forms/:xmlFormId/public-links';
+
+const linkColumns = `a.id, a.type, a.display_name, a.created_at, a.updated_at, a.deleted_at, l.once,
+  app_hidden.public_link_token(a.id) as token,
+  (select app_hidden.actor_json(c) from app_public.actors c where c.id = l.created_by) as created_by`;
+
+async function links(db: Db, projectId: number, xmlFormId: string, only: number | null) {
+  const { rows } = await db.query(
+    `select ${linkColumns} from app_public.public_links l join app_public.actors a on a.id = l.actor_id
+     join app_hidden.form_for($1, $2) f on f.id = l.form_id
+     where a.deleted_at is null and ($3::int is null or a.id = $3) order by a.created_at, a.id`, [projectId, xmlFormId, only]);
+  return rows;
+}
+
+function linkJson(r: Record<string, any>, withCreator: boolean) {
+  return {
+    id: r.id, type: r.type, displayName: r.display_name, createdAt: r.created_at, updatedAt: r.updated_at,
+    deletedAt: r.deleted_at, token: r.token ?? null, once: r.once,
+    ...(withCreator ? { createdBy: r.created_by ?? null } : {}),
+  };
+}
+
+async function assertFormVerb(db: Db, projectId: number, xmlFormId: string, verb: string) {
+  await db.query('select app_hidden.assert_can($3, (app_hidden.form_for($1, $2)).actee_id)', [projectId, xmlFormId, verb]);
+}
+
+publicLinks.get(path, async (req, res) => {
+  const rows = await transaction(req, async (db) => {
+    await assertFormVerb(db, projectParam(req), formParam(req), 'public_link.list');
+    return links(db, projectParam(req), formParam(req), null);
+  });
+  res.json(rows.map((r) => linkJson(r, extended(req))));
+});
+
+publicLinks.post(path, async (req, res) => {
+  const b = body(req);
+  const displayName = optionalString(b, 'displayName') ?? null;
+  const once = b.once === true;
+  const row = await transaction(req, async (db) => {
+    const { rows: [created] } = await db.query('select app_public.create_public_link($1, $2, $3, $4) as id',
+      [projectParam(req), formParam(req), displayName, once]);
+    return (await links(db, projectParam(req), formParam(req), created.id))[0];
+  });
+  res.json(linkJson(row, false));
+});
+
+publicLinks.get(`${path}/:linkId`, async (req, res) => {
+  const linkId = idParam(req.params.linkId);
+  const row = await transaction(req, async (db) => {
+    await assertFormVerb(db, projectParam(req), formParam(req), 'public_link.read');
+    return (await links(db, projectParam(req), formParam(req), linkId))[0];
+  });
+  if (!row) throw problems.notFound();
+  res.json(linkJson(row, extended(req)));
+});
+
+publicLinks.delete(`${path}/:linkId`, async (req, res) => {
+  const linkId = idParam(req.params.linkId);
+  await transaction(req, (db) => db.query('select app_public.delete_public_link($1, $2, $3)', [projectParam(req), formParam(req), linkId]));
+  res.json(success);
+});

@@ -1,0 +1,80 @@
+// Helpers for submission tests: sample forms and submissions from ../shared/forms, projects and forms
+// created through the API, and OpenRosa multipart bodies built the way Collect sends them.
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import type { TestServer } from '../helpers/server.ts';
+
+export const formsDir = path.resolve('../shared/forms');
+export const sampleForm = (name: string) => fs.readFileSync(path.join(formsDir, `${name}.xml`), 'utf8');
+export const sampleSubmission = (file: string) => fs.readFileSync(path.join(formsDir, 'submissions', file));
+
+export async function createProject(server: TestServer, token: string, name = 'Submissions'): Promise<number> {
+  const res = await server.request('/v1/projects', { method: 'POST', token, body: { name } });
+  if (res.status !== 200) throw new Error(`project: ${res.status} ${res.text}`);
+  return res.body.id;
+}
+
+/** Uploads and publishes a form from ../shared/forms (or given XML); returns its xmlFormId. */
+export async function createForm(server: TestServer, token: string, projectId: number, nameOrXml: string): Promise<string> {
+  const xml = nameOrXml.startsWith('<') ? nameOrXml : sampleForm(nameOrXml);
+  const res = await server.request(`/v1/projects/${projectId}/forms?publish=true&ignoreWarnings=true`,
+    { method: 'POST', token, raw: xml, headers: { 'content-type': 'application/xml' } });
+  if (res.status !== 200) throw new Error(`form ${nameOrXml.slice(0, 40)}: ${res.status} ${res.text}`);
+  return res.body.xmlFormId;
+}
+
+export interface Part { name: string; filename?: string; type?: string; data: string | Buffer }
+
+export function multipart(parts: Part[]): { body: Buffer; contentType: string } {
+  const boundary = '----fieldbase' + Math.random().toString(16).slice(2);
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    const disposition = `form-data; name="${p.name}"${p.filename ? `; filename="${p.filename}"` : ''}`;
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n${p.type ? `Content-Type: ${p.type}\r\n` : ''}\r\n`));
+    chunks.push(Buffer.isBuffer(p.data) ? p.data : Buffer.from(p.data));
+    chunks.push(Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** POSTs an OpenRosa submission (the XML part, then one part per file) as Collect does. */
+export async function submitOpenRosa(server: TestServer, url: string, xml: string | Buffer, options: {
+  token?: string | null; files?: { name: string; data: Buffer | string; type?: string }[]; headers?: Record<string, string>;
+} = {}) {
+  const { body, contentType } = multipart([
+    { name: 'xml_submission_file', filename: 'submission.xml', type: 'text/xml', data: xml },
+    ...(options.files ?? []).map((f) => ({ name: f.name, filename: f.name, type: f.type ?? 'application/octet-stream', data: f.data })),
+  ]);
+  return server.request(url, { method: 'POST', token: options.token, raw: body,
+    headers: { 'content-type': contentType, 'x-openrosa-version': '1.0', ...options.headers } });
+}
+
+/** Submits XML over REST. */
+export function submitRest(server: TestServer, token: string, projectId: number, xmlFormId: string, xml: string | Buffer, query = '') {
+  return server.request(`/v1/projects/${projectId}/forms/${encodeURIComponent(xmlFormId)}/submissions${query}`,
+    { method: 'POST', token, raw: xml, headers: { 'content-type': 'application/xml' } });
+}
+
+/** Reads a zip's entries (stored or deflated) through its central directory: enough to check exports. */
+export function unzip(zip: Buffer): Map<string, Buffer> {
+  const entries = new Map<string, Buffer>();
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const count = zip.readUInt16LE(end + 10);
+  let offset = zip.readUInt32LE(end + 16);
+  for (let i = 0; i < count; i++) {
+    const method = zip.readUInt16LE(offset + 10);
+    const size = zip.readUInt32LE(offset + 20);
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const extra = zip.readUInt16LE(offset + 30);
+    const comment = zip.readUInt16LE(offset + 32);
+    const local = zip.readUInt32LE(offset + 42);
+    const name = zip.subarray(offset + 46, offset + 46 + nameLength).toString('utf8');
+    const dataStart = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const raw = zip.subarray(dataStart, dataStart + size);
+    entries.set(name, method === 8 ? zlib.inflateRawSync(raw) : Buffer.from(raw));
+    offset += 46 + nameLength + extra + comment;
+  }
+  return entries;
+}
