@@ -39,3 +39,27 @@ test('GraphQL authenticates like every /v1 route: a bad token is 401.2', async (
   t.is(res.status, 401);
   t.is(res.body.code, 401.2);
 });
+
+test('projects, forms, versions and submissions with their structured data are readable under RLS', async (t) => {
+  const post = (path: string, raw: string, contentType: string) =>
+    f.server.request(path, { method: 'POST', token: f.alice.token, raw, headers: { 'content-type': contentType } });
+  const project = (await post('/v1/projects', JSON.stringify({ name: 'GraphQL' }), 'application/json')).body.id;
+  const form = `<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"><h:head><h:title>G</h:title>
+    <model><instance><data id="gql"><name/><meta><instanceID/></meta></data></instance>
+    <bind nodeset="/data/name" type="string"/></model></h:head><h:body><input ref="/data/name"/></h:body></h:html>`;
+  t.is((await post(`/v1/projects/${project}/forms?publish=true`, form, 'application/xml')).status, 200);
+  t.is((await post(`/v1/projects/${project}/forms/gql/submissions`,
+    '<data id="gql"><name>Ada</name><meta><instanceID>uuid:gql-1</instanceID></meta></data>', 'application/xml')).status, 200);
+  const query = `{ allProjects { nodes { name } } allForms { nodes { xmlFormId } } allFormDefs { totalCount }
+                   allSubmissionDefs { nodes { instanceId data } } }`;
+  const admin = (await gql(query, f.alice.token)).body.data;
+  t.true(admin.allProjects.nodes.some((p: any) => p.name === 'GraphQL'));
+  t.true(admin.allForms.nodes.some((x: any) => x.xmlFormId === 'gql'));
+  t.true(admin.allFormDefs.totalCount >= 1);
+  const sub = admin.allSubmissionDefs.nodes.find((s: any) => s.instanceId === 'uuid:gql-1');
+  t.is(sub.data.name, 'Ada');
+  const outsider = (await gql(query, f.chelsea.token)).body.data;
+  t.deepEqual(outsider.allProjects.nodes, []);
+  t.deepEqual(outsider.allForms.nodes, []);
+  t.deepEqual(outsider.allSubmissionDefs.nodes, []);
+});
