@@ -23,6 +23,8 @@ import { publicLinks } from './routes/public-links.ts';
 import { submissions } from './routes/submissions.ts';
 import { submissionOpenRosa } from './routes/submission-openrosa.ts';
 import { submissionExports } from './routes/submission-exports.ts';
+import { datasets } from './routes/datasets.ts';
+import { entities } from './routes/entities.ts';
 
 /** JSON bodies are read whatever their declared type, except the XML, multipart and binary bodies other routes stream. */
 function isJsonBody(req: IncomingMessage): boolean {
@@ -53,6 +55,8 @@ export async function createApp(db: Database, config: Config): Promise<express.E
   app.use(submissionOpenRosa);
   app.use(submissionExports);
   app.use(submissions);
+  app.use(datasets);
+  app.use(entities);
 
   await mountGraphql(app, db, { production: config.production });
 

@@ -4,12 +4,14 @@ import type pg from 'pg';
 import { mail__send } from './tasks/mail.ts';
 import { sessions__trim } from './tasks/housekeeping.ts';
 import { submissions__purge } from './tasks/submissions.ts';
+import { entityTasks, entityCrontab } from './tasks/entities.ts';
 
-export const taskList: TaskList = { mail__send, sessions__trim, submissions__purge };
+export const taskList: TaskList = { mail__send, sessions__trim, submissions__purge, ...entityTasks };
 
 const crontab = [
   '0 * * * * sessions__trim',
   '30 3 * * * submissions__purge',
+  ...entityCrontab,
 ].join('\n');
 
 export async function startWorkers(pgPool: pg.Pool, options: { pollInterval?: number } = {}): Promise<Runner> {

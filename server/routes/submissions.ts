@@ -61,7 +61,12 @@ for (const base of bases) {
         throw new Problem(409.3, `A resource already exists with instanceId value(s) of ${result.instanceId}.`,
           { fields: ['instanceId'], values: [result.instanceId] });
       }
-      return submissionRow(db, t, result.instanceId, 'submission.read', false).catch(() => null);
+      // Submitters who may not read submissions (Data Collectors, App Users) get Central's plain success.
+      // Asked first: a failed read would abort the transaction and lose the submission.
+      const { rows: [readable] } = await db.query(
+        `select app_hidden.actor_can('submission.read', actee_id) as ok from app_public.forms
+         where project_id = $1 and xml_form_id = $2 and deleted_at is null`, [t.projectId, t.xmlFormId]);
+      return readable?.ok ? submissionRow(db, t, result.instanceId, 'submission.read', false) : null;
     });
     res.json(row ? submissionJson(row, false) : success);
   });

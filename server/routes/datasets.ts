@@ -1,0 +1,224 @@
+// Datasets (Entity Lists): listing, creating, metadata, access settings, deletion, properties, the CSV
+// download (live and trashed), and the OpenRosa integrity check. The logic is in SQL (50–53-*.sql).
+import crypto from 'node:crypto';
+import { Router, type Request, type Response, type NextFunction } from 'express';
+import QueryStream from 'pg-query-stream';
+import type { Db } from '../db.ts';
+import { body, extended, idParam, many, one, optionalString, success, transaction } from '../http.ts';
+import { compileFilter, SqlParams, type ColumnMap } from '../formats/odata-query.ts';
+import { projectEmbeds } from './project-embeds.ts';
+import {
+  datasetJson, datasetMetadataJson, exportHeader, exportLine, extendedDatasetJson,
+  type DatasetRow, type DatasetStats, type ExportRow, type FormKey, type PropertyRow,
+} from '../formats/entities.ts';
+
+export const datasets = Router();
+
+const isTrueFlag = (v: unknown) => typeof v === 'string' && v.toLowerCase() === 'true';
+
+export const datasetColumns = `d.id, d.project_id, d.name, d.approval_required, d.owner_only, d.access_filter, d.created_at, d.updated_at, d.deleted_at`;
+
+/** A live dataset by project and name on which the actor holds verb (404.1 / 403.1 from SQL). */
+export function readDataset(db: Db, projectId: number, name: string, verb: string): Promise<DatasetRow> {
+  return one<DatasetRow>(db, `select ${datasetColumns} from app_hidden.dataset_for($1, $2, $3) d`, [projectId, name, verb]);
+}
+
+export function projectParam(req: Request): number {
+  return idParam(req.params.projectId as string);
+}
+
+export function nameParam(req: Request): string {
+  return req.params.name as string;
+}
+
+/** `…/datasets/:name` also matches OData's `:name.svc`: leave those to the OData router. */
+function notOData(req: Request, _res: Response, next: NextFunction) {
+  next(nameParam(req).endsWith('.svc') ? 'route' : undefined);
+}
+
+const statsColumns = `
+  (select count(*) from app_public.entities e where e.dataset_id = d.id and e.deleted_at is null)::int as entities,
+  (select count(*) from app_public.entities e where e.dataset_id = d.id and e.deleted_at is null and e.conflict is not null)::int as conflicts,
+  (select max(e.created_at) from app_public.entities e where e.dataset_id = d.id and e.deleted_at is null) as last_entity`;
+
+async function listDatasets(db: Db, projectIds: number[], deleted: boolean, withStats: boolean) {
+  return many<DatasetRow & DatasetStats>(db,
+    `select ${datasetColumns}${withStats ? `, ${statsColumns}` : ''} from app_public.datasets d
+     where d.project_id = any ($1) and d.published_at is not null and (d.deleted_at is not null) = $2
+     order by d.name`, [projectIds, deleted]);
+}
+
+datasets.get('/v1/projects/:projectId/datasets', async (req, res) => {
+  const projectId = projectParam(req);
+  const deleted = isTrueFlag(req.query.deleted);
+  const rows = await transaction(req, async (db) => {
+    await db.query(`select app_hidden.assert_can('dataset.list', app_hidden.project_actee($1))`, [projectId]);
+    return listDatasets(db, [projectId], deleted, extended(req));
+  });
+  res.json(rows.map((r) => (extended(req) ? extendedDatasetJson(r, { withId: deleted }) : datasetJson(r, { withId: deleted }))));
+});
+
+projectEmbeds.datasets = async (db, projectIds, req) => {
+  const rows = await listDatasets(db, projectIds, false, extended(req));
+  const byProject = new Map<number, unknown[]>();
+  for (const r of rows) byProject.set(r.project_id, [...(byProject.get(r.project_id) ?? []), extended(req) ? extendedDatasetJson(r) : datasetJson(r)]);
+  return byProject;
+};
+
+/** Name, source forms, linked forms and properties (with the forms that write each), as Central's metadata. */
+async function datasetMetadata(db: Db, d: DatasetRow) {
+  const formKey = `jsonb_build_object('xmlFormId', f.xml_form_id, 'name', coalesce(fd.name, f.xml_form_id))`;
+  const { rows: [extra] } = await db.query<{ last_update: Date | null; source_forms: FormKey[]; linked_forms: FormKey[]; properties: PropertyRow[] }>(
+    `select greatest(d.created_at, d.updated_at, (select max(coalesce(e.updated_at, e.created_at)) from app_public.entities e where e.dataset_id = d.id)) as last_update,
+       coalesce((select jsonb_agg(${formKey} order by f.xml_form_id) from app_public.forms f join app_public.form_defs fd on fd.id = f.current_def_id
+                 where f.deleted_at is null and exists (select 1 from app_public.dataset_form_defs x where x.dataset_id = d.id and x.form_def_id = fd.id)), '[]') as source_forms,
+       coalesce((select jsonb_agg(${formKey} order by f.xml_form_id) from app_public.forms f join app_public.form_defs fd on fd.id = f.current_def_id
+                 where f.deleted_at is null and exists (select 1 from app_public.form_attachments a where a.form_def_id = fd.id and a.dataset_id = d.id)), '[]') as linked_forms,
+       coalesce((select jsonb_agg(jsonb_build_object('name', p.name, 'published_at', app_hidden.iso(p.published_at), 'forms',
+                   coalesce((select jsonb_agg(distinct ${formKey}) from app_public.ds_property_fields pf
+                             join app_public.form_defs fd on fd.id = pf.form_def_id join app_public.forms f on f.id = fd.form_id
+                             where pf.ds_property_id = p.id and f.deleted_at is null and f.current_def_id = fd.id), '[]')) order by p.id)
+                 from app_public.ds_properties p where p.dataset_id = d.id), '[]') as properties
+     from app_public.datasets d where d.id = $1`, [d.id]);
+  return datasetMetadataJson(d, extra);
+}
+
+datasets.post('/v1/projects/:projectId/datasets', async (req, res) => {
+  const projectId = projectParam(req);
+  const fields = JSON.stringify(body(req));
+  res.json(await transaction(req, async (db) => {
+    const d = await one<DatasetRow>(db, `select ${datasetColumns} from app_public.create_dataset($1, $2::jsonb) d`, [projectId, fields]);
+    return datasetMetadata(db, d);
+  }));
+});
+
+datasets.get('/v1/projects/:projectId/datasets/:name', notOData, async (req, res) => {
+  const projectId = projectParam(req);
+  res.json(await transaction(req, async (db) => datasetMetadata(db, await readDataset(db, projectId, nameParam(req), 'dataset.read'))));
+});
+
+datasets.patch('/v1/projects/:projectId/datasets/:name', notOData, async (req, res) => {
+  const projectId = projectParam(req);
+  const fields = JSON.stringify(body(req));
+  res.json(await transaction(req, async (db) => {
+    const d = await one<DatasetRow>(db, `select ${datasetColumns} from app_public.update_dataset($1, $2, $3::jsonb) d`,
+      [projectId, nameParam(req), fields]);
+    return datasetMetadata(db, d);
+  }));
+});
+
+datasets.delete('/v1/projects/:projectId/datasets/:name', notOData, async (req, res) => {
+  const projectId = projectParam(req);
+  await transaction(req, (db) => db.query('select app_public.delete_dataset($1, $2)', [projectId, nameParam(req)]));
+  res.json(success);
+});
+
+datasets.post('/v1/projects/:projectId/datasets/:name/properties', async (req, res) => {
+  const projectId = projectParam(req);
+  const name = optionalString(body(req), 'name') ?? null;
+  await transaction(req, (db) => db.query('select app_public.create_property($1, $2, $3)', [projectId, nameParam(req), name]));
+  res.json(success);
+});
+
+datasets.delete('/v1/projects/:projectId/datasets/:name/properties/:propertyName', async (req, res) => {
+  const projectId = projectParam(req);
+  await transaction(req, (db) => db.query('select app_public.delete_property($1, $2, $3)',
+    [projectId, nameParam(req), req.params.propertyName]));
+  res.json(success);
+});
+
+// ---------------------------------------------------------------------------------------------
+// entities.csv: streamed in the request's transaction; $filter on system columns, $search on data and label.
+
+/** OData paths entities can be filtered on (Central's, plus __system/version). */
+export const entityColumns: ColumnMap = new Map([
+  ['__id', { sql: 'e.uuid::text', type: 'text', notNull: true }],
+  ['__system/createdAt', { sql: 'e.created_at', type: 'timestamptz', notNull: true }],
+  ['__system/updatedAt', { sql: 'e.updated_at', type: 'timestamptz' }],
+  ['__system/deletedAt', { sql: 'e.deleted_at', type: 'timestamptz' }],
+  ['__system/creatorId', { sql: 'e.creator_id', type: 'bigint' }],
+  ['__system/conflict', { sql: 'e.conflict', type: 'text' }],
+  ['__system/version', { sql: 'x.version', type: 'bigint', notNull: true }],
+]);
+
+export interface EntityQuery { where: string; values: unknown[] }
+
+/** The WHERE clause for a dataset's entities under $filter and $search (deleted ones only when the filter asks). */
+export function entityQuery(datasetId: number, query: Record<string, unknown>): EntityQuery {
+  const params = new SqlParams([datasetId]);
+  const filter = compileFilter(typeof query.$filter === 'string' ? query.$filter : undefined, entityColumns, params);
+  const search = typeof query.$search === 'string' && query.$search.trim() !== ''
+    ? `(jsonb_to_tsvector('simple', x.data, '["string"]') || to_tsvector('simple', x.label)) @@ websearch_to_tsquery('simple', ${params.add(query.$search)})`
+    : 'true';
+  return {
+    where: `e.dataset_id = $1 ${filter.mentionsDeletedAt ? '' : 'and e.deleted_at is null'} and (${filter.sql}) and ${search}`,
+    values: params.values,
+  };
+}
+
+async function propertyNames(db: Db, datasetId: number): Promise<string[]> {
+  return (await many<{ name: string }>(db, 'select name from app_public.ds_properties where dataset_id = $1 order by id', [datasetId])).map((p) => p.name);
+}
+
+async function streamEntitiesCsv(db: Db, res: Response, datasetId: number, where: EntityQuery, fileName: string, etag?: string) {
+  const properties = await propertyNames(db, datasetId);
+  res.status(200).type('text/csv; charset=utf-8');
+  res.setHeader('Content-Disposition', `attachment; filename="${encodeURIComponent(fileName)}"; filename*=UTF-8''${encodeURIComponent(fileName)}`);
+  if (etag) res.setHeader('ETag', etag);
+  res.write(exportHeader(properties));
+  const stream = db.query(new QueryStream(
+    `with creators as (select c.id, app_hidden.entity_actor_json(c.id)->>'displayName' as name
+                       from (select distinct creator_id as id from app_public.entities where dataset_id = $1) c)
+     select e.uuid::text, x.label, x.data, e.created_at, e.creator_id, c.name as creator_name, x.version, e.updated_at
+     from app_public.entities e join app_public.entity_defs x on x.entity_id = e.id and x.current
+     left join creators c on c.id = e.creator_id
+     where ${where.where} order by e.created_at desc, e.id desc`, where.values, { batchSize: 500 }));
+  for await (const row of stream as AsyncIterable<ExportRow>) {
+    if (!res.write(exportLine(row, properties))) await new Promise((resolve) => res.once('drain', resolve));
+  }
+  res.end();
+}
+
+datasets.get('/v1/projects/:projectId/datasets/:name/entities.csv', async (req, res) => {
+  const projectId = projectParam(req);
+  await transaction(req, async (db) => {
+    const d = await readDataset(db, projectId, nameParam(req), 'entity.list');
+    const where = entityQuery(d.id, req.query as Record<string, unknown>);
+    const { rows: [state] } = await db.query(
+      `select count(*) as n, max(x.id) as last_def, max(coalesce(e.updated_at, e.created_at)) as changed,
+              (select string_agg(name, ',' order by id) from app_public.ds_properties where dataset_id = $1) as props
+       from app_public.entities e join app_public.entity_defs x on x.entity_id = e.id and x.current where ${where.where}`, where.values);
+    const etag = `"${crypto.createHash('md5').update(JSON.stringify([state, req.query.$filter, req.query.$search])).digest('hex')}"`;
+    if (req.get('if-none-match') === etag) { res.status(304).setHeader('ETag', etag); res.end(); return; }
+    await streamEntitiesCsv(db, res, d.id, where, `${d.name}.csv`, etag);
+  });
+});
+
+datasets.get('/v1/projects/:projectId/trash/datasets/:datasetId/entities.csv', async (req, res) => {
+  const projectId = projectParam(req);
+  const datasetId = idParam(req.params.datasetId as string);
+  await transaction(req, async (db) => {
+    const d = await one<DatasetRow & { actee_id: string }>(db,
+      `select ${datasetColumns}, d.actee_id from app_public.datasets d where d.id = $1 and d.project_id = $2 and d.deleted_at is not null`,
+      [datasetId, projectId]).catch(async (err) => {
+      // Invisible under RLS: say 403.1 when the dataset exists but the actor may not list it.
+      await db.query(`select app_hidden.assert_can('entity.list', app_hidden.project_actee($1))`, [projectId]);
+      throw err;
+    });
+    await db.query(`select app_hidden.assert_can('entity.list', $1)`, [d.actee_id]);
+    await streamEntitiesCsv(db, res, d.id, { where: 'e.dataset_id = $1', values: [d.id] }, `${d.name}-deleted.csv`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// OpenRosa integrity (offline entities): which of the requested entities are deleted.
+
+datasets.get('/v1/projects/:projectId/datasets/:name/integrity', async (req, res) => {
+  const projectId = projectParam(req);
+  const ids = typeof req.query.id === 'string' ? req.query.id.split(',').filter((s) => s.trim() !== '') : null;
+  const rows = await transaction(req, (db) => many<{ uuid: string; deleted: boolean }>(db,
+    'select uuid::text, deleted from app_public.dataset_integrity($1, $2, $3)', [projectId, nameParam(req), ids]));
+  const entities = rows.map((r) => `    <entity id="${r.uuid}">\n      <deleted>${r.deleted}</deleted>\n    </entity>`).join('\n');
+  res.status(200).set('X-OpenRosa-Version', '1.0').type('text/xml; charset=utf-8')
+    .send(`<?xml version="1.0" encoding="UTF-8"?>\n<data>\n  <entities>\n${entities}${entities ? '\n' : ''}  </entities>\n</data>`);
+});
