@@ -23,7 +23,11 @@ import { publicLinks } from './routes/public-links.ts';
 import { submissions } from './routes/submissions.ts';
 import { submissionOpenRosa } from './routes/submission-openrosa.ts';
 import { submissionExports } from './routes/submission-exports.ts';
-import { datasets } from './routes/datasets.ts';
+import { submissionGeojson } from './routes/submission-geojson.ts';
+import { projectKey } from './routes/project-key.ts';
+import { enketo } from './routes/enketo.ts';
+import { datasets, entityListFiles } from './routes/datasets.ts';
+import { odataEntities } from './routes/odata-entities.ts';
 import { entities } from './routes/entities.ts';
 
 /** JSON bodies are read whatever their declared type, except the XML, multipart and binary bodies other routes stream. */
@@ -47,6 +51,7 @@ export async function createApp(db: Database, config: Config): Promise<express.E
   app.use(sessions, users, roles, preferences, audits);
   app.use(projects, appUsers, serverConfig);
   app.use(odata); // before forms: …/forms/x.svc is not a form id
+  app.use(odataEntities, entityListFiles); // before forms and datasets: …/datasets/x.svc, and <dataset>.csv attachments served from entities
   app.use(forms);
   app.use(drafts);
   app.use(formAttachments);
@@ -54,6 +59,9 @@ export async function createApp(db: Database, config: Config): Promise<express.E
   app.use(publicLinks);
   app.use(submissionOpenRosa);
   app.use(submissionExports);
+  app.use(submissionGeojson); // before submissions: …/submissions/:instanceId.geojson is not an instanceId
+  app.use(projectKey);
+  app.use(enketo); // before submissions: owns …/submissions/:instanceId/edit
   app.use(submissions);
   app.use(datasets);
   app.use(entities);

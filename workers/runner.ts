@@ -5,8 +5,11 @@ import { mail__send } from './tasks/mail.ts';
 import { sessions__trim } from './tasks/housekeeping.ts';
 import { submissions__purge } from './tasks/submissions.ts';
 import { entityTasks, entityCrontab } from './tasks/entities.ts';
+import { enketo__create } from './tasks/enketo.ts';
 
-export const taskList: TaskList = { mail__send, sessions__trim, submissions__purge, ...entityTasks };
+export const taskList: TaskList = { mail__send, sessions__trim, submissions__purge };
+Object.assign(taskList, entityTasks);
+Object.assign(taskList, { enketo__create });
 
 const crontab = [
   '0 * * * * sessions__trim',

@@ -9,6 +9,7 @@ drop function if exists app_hidden.form_for(int, text) cascade;
 drop function if exists app_hidden.insert_form_def(app_public.forms, text, jsonb, int) cascade;
 drop function if exists app_hidden.form_warnings(app_public.forms, jsonb, boolean) cascade;
 drop function if exists app_hidden.raise_warnings(jsonb) cascade;
+drop function if exists app_hidden.raise_warnings(jsonb, jsonb) cascade;
 drop function if exists app_hidden.def_publish_notes(text, int) cascade;
 drop function if exists app_hidden.check_field_types(app_public.forms, jsonb) cascade;
 drop function if exists app_hidden.publish_form(int, boolean) cascade;
@@ -26,6 +27,7 @@ drop function if exists app_hidden.form_created_by(text) cascade;
 drop function if exists app_hidden.def_published_by(text, int) cascade;
 drop function if exists app_hidden.public_link_count(int) cascade;
 drop function if exists app_public.create_public_link(int, text, text, boolean) cascade;
+drop function if exists app_public.create_public_link(int, text, text, boolean, jsonb) cascade;
 drop function if exists app_public.delete_public_link(int, text, int) cascade;
 drop function if exists app_hidden.public_link_token(int) cascade;
 
@@ -101,14 +103,18 @@ as $$
   ) warnings
 $$;
 
-create function app_hidden.raise_warnings(warnings jsonb) returns void
+create function app_hidden.raise_warnings(warnings jsonb, xls_warnings jsonb default null) returns void
 language plpgsql immutable
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  xls jsonb := case when jsonb_typeof(xls_warnings) = 'array' and jsonb_array_length(xls_warnings) > 0 then xls_warnings end;
+  workflow jsonb := case when jsonb_array_length(warnings) > 0 then warnings end;
 begin
-  if jsonb_array_length(warnings) > 0 then
+  -- The XLSForm converter's warnings (parsed->'xlsFormWarnings') and the workflow warnings come back together.
+  if xls is not null or workflow is not null then
     perform app_hidden.problem(400.16, 'The Form is valid, but with warnings. Please check the warnings and if they are acceptable resubmit with ?ignoreWarnings=true',
-      jsonb_build_object('warnings', jsonb_build_object('workflowWarnings', warnings)));
+      jsonb_build_object('warnings', jsonb_strip_nulls(jsonb_build_object('xlsFormWarnings', xls, 'workflowWarnings', workflow))));
   end if;
 end
 $$;
@@ -190,7 +196,7 @@ begin
   perform app_hidden.assert_can('form.create', p.actee_id);
   if not ignore_warnings then
     f.project_id := p.id;
-    perform app_hidden.raise_warnings(app_hidden.form_warnings(f, parsed, false));
+    perform app_hidden.raise_warnings(app_hidden.form_warnings(f, parsed, false), parsed->'xlsFormWarnings');
   end if;
   if exists (select 1 from app_public.forms where project_id = p.id and xml_form_id = xml_form and deleted_at is null) then
     perform app_hidden.problem(409.3, format('A resource already exists with projectId,xmlFormId value(s) of %s,%s.', p.id, xml_form),
@@ -229,7 +235,7 @@ begin
   end if;
   perform app_hidden.check_field_types(f, parsed);
   if not ignore_warnings and not duplicating then
-    perform app_hidden.raise_warnings(app_hidden.form_warnings(f, parsed, true));
+    perform app_hidden.raise_warnings(app_hidden.form_warnings(f, parsed, true), parsed->'xlsFormWarnings');
   end if;
   select * into old_draft from app_public.form_defs where id = f.draft_def_id;
   def := app_hidden.insert_form_def(f, xml, parsed, xls_blob);
@@ -415,7 +421,8 @@ as $$
 $$;
 
 /* Public Links: an actor of type public_link with a long-lived session, granted pub-link on one form. */
-create function app_public.create_public_link(project int, xml_form text, display text, single boolean default false) returns int
+create function app_public.create_public_link(project int, xml_form text, display text, single boolean default false,
+                                              properties jsonb default null) returns int
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -435,10 +442,11 @@ begin
   select link.id, r.id, f.actee_id from app_public.roles r where r.system = 'pub-link';
   perform app_hidden.start_session(link.id, interval '100 years');
   perform app_hidden.log_audit('public_link.create', link.actee_id, null);
+  perform app_hidden.set_actor_properties(link, f.project_id, properties);
   return link.id;
 end
 $$;
-comment on function app_public.create_public_link(int, text, text, boolean) is 'POST /forms/:id/public-links: a Public Link actor with a session token and the pub-link role on the form.';
+comment on function app_public.create_public_link(int, text, text, boolean, jsonb) is 'POST /forms/:id/public-links: a Public Link actor with a session token and the pub-link role on the form, optionally with actor property values.';
 
 create function app_public.delete_public_link(project int, xml_form text, link int) returns void
 language plpgsql volatile security definer
@@ -481,7 +489,7 @@ grant execute on function
   app_public.update_form(int, text, text, boolean), app_public.delete_form(int, text), app_public.restore_form(int, int),
   app_public.ensure_blob(bytea, text), app_public.set_draft_attachment(int, text, text, int),
   app_hidden.form_created_by(text), app_hidden.def_published_by(text, int), app_hidden.def_publish_notes(text, int),
-  app_hidden.public_link_count(int), app_public.create_public_link(int, text, text, boolean),
+  app_hidden.public_link_count(int), app_public.create_public_link(int, text, text, boolean, jsonb),
   app_public.delete_public_link(int, text, int), app_hidden.public_link_token(int)
 to fieldbase_request;
 
@@ -523,7 +531,9 @@ as $$
 declare
   item jsonb;
   f app_public.forms;
-  grant_ jsonb;
+  g jsonb;
+  seen text[] := '{}';
+  unlisted record;
 begin
   if forms is null or jsonb_typeof(forms) = 'null' then
     return;
@@ -532,29 +542,67 @@ begin
     perform app_hidden.problem(400.11, 'Invalid input data type: expected (forms) to be (array)',
       jsonb_build_object('field', 'forms', 'value', forms, 'expected', 'array'));
   end if;
-  -- The list must name exactly the project's live forms.
-  if (select count(*) from app_public.forms x where x.project_id = project.id and x.deleted_at is null) <> jsonb_array_length(forms)
-     or exists (select 1 from jsonb_array_elements(forms) e where not exists (
-       select 1 from app_public.forms x where x.project_id = project.id and x.deleted_at is null and x.xml_form_id = e->>'xmlFormId')) then
+  -- First check the whole request, as Central does: the list names exactly the project's live forms, each once,
+  -- and every assignment names an actor and an existing role.
+  if (select count(*) from app_public.forms x where x.project_id = project.id and x.deleted_at is null) <> jsonb_array_length(forms) then
     perform app_hidden.problem(501.2, 'This endpoint does not allow creation or deletion of forms. Please check that you have sent the correct detail for all forms in this project.');
   end if;
   for item in select * from jsonb_array_elements(forms) loop
+    if jsonb_typeof(item) = 'object' and (item->>'xmlFormId') = any (seen) then
+      perform app_hidden.problem(400.8, format('Unexpected xmlFormId value %s; duplicate value', item->>'xmlFormId'),
+        jsonb_build_object('field', 'xmlFormId', 'value', item->'xmlFormId', 'reason', 'duplicate value'));
+    end if;
+    if jsonb_typeof(item) <> 'object' or not exists (select 1 from app_public.forms x
+        where x.project_id = project.id and x.deleted_at is null and x.xml_form_id = item->>'xmlFormId') then
+      perform app_hidden.problem(501.2, 'This endpoint does not allow creation or deletion of forms. Please check that you have sent the correct detail for all forms in this project.');
+    end if;
+    seen := seen || (item->>'xmlFormId');
+    continue when jsonb_typeof(item->'assignments') is distinct from 'array';
+    for g in select * from jsonb_array_elements(item->'assignments') loop
+      if jsonb_typeof(g->'actorId') is distinct from 'number' and jsonb_typeof(g->'actorId') is distinct from 'string' then
+        perform app_hidden.problem(400.2, 'Required parameter assignment actorId missing.', '{"field":"assignment actorId"}');
+      end if;
+      if jsonb_typeof(g->'roleId') is distinct from 'number' and jsonb_typeof(g->'roleId') is distinct from 'string' then
+        perform app_hidden.problem(400.2, 'Required parameter assignment roleId missing.', '{"field":"assignment roleId"}');
+      end if;
+      if not exists (select 1 from app_public.roles r where r.id::text = g->>'roleId') then
+        perform app_hidden.problem(400.14, format('The given roleId %s for roles does not exist.', g->>'roleId'),
+          jsonb_build_object('field', 'roleId', 'value', g->'roleId', 'table', 'roles'));
+      end if;
+      if not exists (select 1 from app_public.actors a where a.id::text = g->>'actorId' and a.deleted_at is null) then
+        perform app_hidden.problem(400.14, format('The given actorId %s for actors does not exist.', g->>'actorId'),
+          jsonb_build_object('field', 'actorId', 'value', g->'actorId', 'table', 'actors'));
+      end if;
+    end loop;
+  end loop;
+
+  -- Then apply it: a bad state (400.8) or a role the caller may not hand out (403.1) rolls the whole PUT back.
+  for item in select * from jsonb_array_elements(forms) loop
     f := app_hidden.form_for(project.id, item->>'xmlFormId');
-    if item ? 'state' and (item->>'state') is distinct from f.state then
+    if item ? 'state' and jsonb_typeof(item->'state') <> 'null' then
+      if jsonb_typeof(item->'state') <> 'string' then
+        perform app_hidden.problem(400.8, format('Unexpected state value %s; not a recognized form state.', item->'state'),
+          jsonb_build_object('field', 'state', 'value', item->'state', 'reason', 'not a recognized form state.'));
+      end if;
       perform app_public.update_form(project.id, f.xml_form_id, item->>'state', null);
     end if;
-    if item ? 'assignments' then
-      perform app_public.unassign_role(a.role_id::text, a.actor_id, f.actee_id)
-      from app_public.assignments a where a.actee_id = f.actee_id
-        and not exists (select 1 from jsonb_array_elements(item->'assignments') g
-                        where (g->>'roleId')::int = a.role_id and (g->>'actorId')::int = a.actor_id);
-      for grant_ in select * from jsonb_array_elements(item->'assignments') loop
-        if not exists (select 1 from app_public.assignments a where a.actee_id = f.actee_id
-                       and a.role_id = (grant_->>'roleId')::int and a.actor_id = (grant_->>'actorId')::int) then
-          perform app_public.assign_role(grant_->>'roleId', (grant_->>'actorId')::int, f.actee_id);
-        end if;
-      end loop;
-    end if;
+    continue when jsonb_typeof(item->'assignments') is distinct from 'array';
+    -- Omitted assignments are revoked, except Form Viewer and Public Link grants (Enketo previews, Public Links).
+    for unlisted in
+      select a.role_id, a.actor_id from app_public.assignments a join app_public.roles r on r.id = a.role_id
+      where a.actee_id = f.actee_id and coalesce(r.system, '') not in ('formview', 'pub-link')
+        and not exists (select 1 from jsonb_array_elements(item->'assignments') listed
+                        where listed->>'roleId' = a.role_id::text and listed->>'actorId' = a.actor_id::text)
+      order by a.role_id, a.actor_id
+    loop
+      perform app_public.unassign_role(unlisted.role_id::text, unlisted.actor_id, f.actee_id);
+    end loop;
+    for g in select * from jsonb_array_elements(item->'assignments') loop
+      if not exists (select 1 from app_public.assignments a where a.actee_id = f.actee_id
+                     and a.role_id::text = g->>'roleId' and a.actor_id::text = g->>'actorId') then
+        perform app_public.assign_role(g->>'roleId', (g->>'actorId')::int, f.actee_id);
+      end if;
+    end loop;
   end loop;
 end
 $$;

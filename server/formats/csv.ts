@@ -43,6 +43,23 @@ export interface ExportedSubmission {
 
 export type Cell = string | number | null;
 
+const needsQuotes = /[",\r\n]/;
+
+/**
+ * One CSV record with its newline, as csv-stringify writes it by default (the format tests pin): a field is
+ * quoted when it holds a comma, a quote or a line break, quotes doubled; null is empty.
+ */
+export function csvRecord(cells: Cell[]): string {
+  let line = '';
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells[i];
+    if (i > 0) line += ',';
+    if (cell === null) continue;
+    const text = typeof cell === 'string' ? cell : String(cell);
+    line += needsQuotes.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  }
+  return line + '\n';
+}
 export const rootMetaColumns = ['KEY', 'SubmitterID', 'SubmitterName', 'AttachmentsPresent', 'AttachmentsExpected',
   'Status', 'ReviewState', 'DeviceID', 'Edits', 'FormVersion'];
 

@@ -3,6 +3,7 @@
 // relevantToConflict) and the diffs between consecutive versions, computed from the version rows.
 import { stringify } from 'csv-stringify/sync';
 import { actorJson, type ActorRow } from './json.ts';
+import { sanitizeIdentifier } from './odata.ts';
 
 export interface DatasetRow {
   id: number;
@@ -38,8 +39,8 @@ export function extendedDatasetJson(d: DatasetRow & DatasetStats, options: { wit
 export interface FormKey { xmlFormId: string; name: string }
 export interface PropertyRow { name: string; published_at: Date | null; forms: FormKey[] }
 
-/** OData identifiers allow letters, digits and underscores only. */
-export const odataName = (name: string) => name.replace(/[^\p{L}\p{N}_]/gu, '_');
+/** A property's name in the dataset's OData service (Central's sanitized identifier, as its $metadata uses). */
+export const odataName = sanitizeIdentifier;
 
 export function datasetMetadataJson(d: DatasetRow, extra: { last_update: Date | null; source_forms: FormKey[];
   linked_forms: FormKey[]; properties: PropertyRow[] }) {
@@ -211,15 +212,6 @@ export function exportHeader(properties: string[]): string {
 export function exportLine(r: ExportRow, properties: string[]): string {
   return csvLine([r.uuid, r.label, ...properties.map((p) => r.data[p]), iso(r.created_at), r.creator_id, r.creator_name,
     r.version - 1, iso(r.updated_at), r.version]);
-}
-
-/** The attachment CSV Collect downloads: name, label, __version, properties. */
-export function attachmentHeader(properties: string[]): string {
-  return csvLine(['name', 'label', '__version', ...properties]);
-}
-
-export function attachmentLine(r: { uuid: string; label: string; version: number; data: Record<string, string> }, properties: string[]): string {
-  return csvLine([r.uuid, r.label, r.version, ...properties.map((p) => r.data[p])]);
 }
 
 /** A geometry property (ODK geopoint/geotrace/geoshape text) as GeoJSON, or null when it is not one. */

@@ -1,12 +1,17 @@
 // Datasets (Entity Lists): listing, creating, metadata, access settings, deletion, properties, the CSV
-// download (live and trashed), and the OpenRosa integrity check. The logic is in SQL (50–53-*.sql).
+// download (live and trashed), the OpenRosa integrity check, and entity lists served as form attachments.
+// The logic is in SQL (50–56-*.sql).
 import crypto from 'node:crypto';
+import { once } from 'node:events';
 import { Router, type Request, type Response, type NextFunction } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
 import { body, extended, idParam, many, one, optionalString, success, transaction } from '../http.ts';
 import { compileFilter, SqlParams, type ColumnMap } from '../formats/odata-query.ts';
+import { Problem, problems } from '../errors.ts';
 import { projectEmbeds } from './project-embeds.ts';
+import { readForm, formParam, contentDisposition, type Version } from './forms-common.ts';
+import { withDraftToken } from './openrosa.ts';
 import {
   datasetJson, datasetMetadataJson, exportHeader, exportLine, extendedDatasetJson,
   type DatasetRow, type DatasetStats, type ExportRow, type FormKey, type PropertyRow,
@@ -97,12 +102,30 @@ datasets.get('/v1/projects/:projectId/datasets/:name', notOData, async (req, res
   res.json(await transaction(req, async (db) => datasetMetadata(db, await readDataset(db, projectId, nameParam(req), 'dataset.read'))));
 });
 
+/** ?convert: absent, or true / false (what to do with pending submissions when approval stops being required). */
+function convertParam(req: Request): boolean | undefined {
+  const raw = req.query.convert;
+  if (raw === undefined) return undefined;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  throw new Problem(400.8, `Unexpected convert value ${String(raw)}; only true or false is allowed.`,
+    { field: 'convert', value: raw, reason: 'only true or false is allowed.' });
+}
+
 datasets.patch('/v1/projects/:projectId/datasets/:name', notOData, async (req, res) => {
   const projectId = projectParam(req);
-  const fields = JSON.stringify(body(req));
+  const fields = body(req);
+  const convert = convertParam(req);
   res.json(await transaction(req, async (db) => {
+    if (fields.approvalRequired === false) {
+      if (convert === undefined) {
+        const { rows: [{ count }] } = await db.query('select app_public.dataset_pending_count($1, $2) as count', [projectId, nameParam(req)]);
+        if (count > 0) throw new Problem(400.29, `There are ${count} pending submissions`, { count });
+      } else if (convert) {
+        await db.query('select app_public.convert_pending_submissions($1, $2)', [projectId, nameParam(req)]);
+      }
+    }
     const d = await one<DatasetRow>(db, `select ${datasetColumns} from app_public.update_dataset($1, $2, $3::jsonb) d`,
-      [projectId, nameParam(req), fields]);
+      [projectId, nameParam(req), JSON.stringify(fields)]);
     return datasetMetadata(db, d);
   }));
 });
@@ -143,17 +166,33 @@ export const entityColumns: ColumnMap = new Map([
 
 export interface EntityQuery { where: string; values: unknown[] }
 
+/** `$search` over an entity's label and property values (entity version alias x), web-search style; 'true' when absent. */
+export function entitySearchSql(search: unknown, params: SqlParams): string {
+  if (typeof search !== 'string' || search.trim() === '') return 'true';
+  return `(jsonb_to_tsvector('simple', x.data, '["string"]') || to_tsvector('simple', x.label)) @@ websearch_to_tsquery('simple', ${params.add(search)})`;
+}
+
 /** The WHERE clause for a dataset's entities under $filter and $search (deleted ones only when the filter asks). */
 export function entityQuery(datasetId: number, query: Record<string, unknown>): EntityQuery {
   const params = new SqlParams([datasetId]);
   const filter = compileFilter(typeof query.$filter === 'string' ? query.$filter : undefined, entityColumns, params);
-  const search = typeof query.$search === 'string' && query.$search.trim() !== ''
-    ? `(jsonb_to_tsvector('simple', x.data, '["string"]') || to_tsvector('simple', x.label)) @@ websearch_to_tsquery('simple', ${params.add(query.$search)})`
-    : 'true';
+  const search = entitySearchSql(query.$search, params);
   return {
     where: `e.dataset_id = $1 ${filter.mentionsDeletedAt ? '' : 'and e.deleted_at is null'} and (${filter.sql}) and ${search}`,
     values: params.values,
   };
+}
+
+/** Waits until a streamed response takes more data; false when the connection closed instead. */
+export async function drained(res: Response): Promise<boolean> {
+  if (res.destroyed) return false;
+  const done = new AbortController();
+  const wait = (event: string, result: boolean) => once(res, event, { signal: done.signal }).then(() => result, () => result);
+  try {
+    return await Promise.race([wait('drain', true), wait('close', false)]);
+  } finally {
+    done.abort();
+  }
 }
 
 async function propertyNames(db: Db, datasetId: number): Promise<string[]> {
@@ -174,7 +213,7 @@ async function streamEntitiesCsv(db: Db, res: Response, datasetId: number, where
      left join creators c on c.id = e.creator_id
      where ${where.where} order by e.created_at desc, e.id desc`, where.values, { batchSize: 500 }));
   for await (const row of stream as AsyncIterable<ExportRow>) {
-    if (!res.write(exportLine(row, properties))) await new Promise((resolve) => res.once('drain', resolve));
+    if (!res.write(exportLine(row, properties)) && !(await drained(res))) break; // the client went away
   }
   res.end();
 }
@@ -221,4 +260,61 @@ datasets.get('/v1/projects/:projectId/datasets/:name/integrity', async (req, res
   const entities = rows.map((r) => `    <entity id="${r.uuid}">\n      <deleted>${r.deleted}</deleted>\n    </entity>`).join('\n');
   res.status(200).set('X-OpenRosa-Version', '1.0').type('text/xml; charset=utf-8')
     .send(`<?xml version="1.0" encoding="UTF-8"?>\n<data>\n  <entities>\n${entities}${entities ? '\n' : ''}  </entities>\n</data>`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Entity lists for Collect: a form attachment linked to a dataset is served from its entities, filtered for the
+// actor in SQL (55-entity-list-files.sql), with the md5 of these bytes as ETag (and as the manifest's hash).
+// Mounted before the forms routers, which serve uploaded files: every other attachment passes on to them.
+
+export const entityListFiles = Router();
+
+/** Sends the entity list when the version's attachment `name` is linked to a dataset; false when it is not. */
+async function sendEntityList(db: Db, req: Request, res: Response, defId: number, name: string): Promise<boolean> {
+  const { rows: [linked] } = await db.query<{ dataset_id: number }>(
+    'select dataset_id from app_public.form_attachments where form_def_id = $1 and name = $2 and dataset_id is not null', [defId, name]);
+  if (!linked) return false;
+  const { rows: [{ md5 }] } = await db.query<{ md5: string }>('select app_public.entity_list_md5($1) as md5', [linked.dataset_id]);
+  const etag = `"${md5}"`;
+  res.setHeader('ETag', etag);
+  const wanted = (req.get('if-none-match') ?? '').split(',').map((t) => t.trim().replace(/^W\//, ''));
+  if (wanted.includes(etag) || wanted.includes('*')) {
+    res.status(304).end();
+    return true;
+  }
+  res.status(200).type('text/csv; charset=utf-8').setHeader('Content-Disposition', contentDisposition(name));
+  const stream = db.query(new QueryStream('select line from app_public.entity_list_csv($1) line', [linked.dataset_id], { batchSize: 1000 }));
+  for await (const row of stream as AsyncIterable<{ line: string }>) {
+    if (!res.write(row.line) && !(await drained(res))) break; // the client went away
+  }
+  res.end();
+  return true;
+}
+
+const attachmentName = (req: Request) => String(req.params.name);
+const isCsv = (req: Request) => /\.csv$/i.test(attachmentName(req));
+
+function entityListRoute(path: string, version: (req: Request) => Version) {
+  entityListFiles.get(path, async (req, res, next) => {
+    if (!isCsv(req)) { next(); return; }
+    const sent = await transaction(req, async (db) => {
+      const form = await readForm(db, projectParam(req), formParam(req), version(req));
+      return sendEntityList(db, req, res, form.def_id!, attachmentName(req));
+    });
+    if (!sent) next();
+  });
+}
+
+const formPath = '/v1/projects/:projectId/forms/:xmlFormId';
+entityListRoute(`${formPath}/attachments/:name`, () => ({ kind: 'any' }));
+entityListRoute(`${formPath}/draft/attachments/:name`, () => ({ kind: 'draft' }));
+entityListRoute(`${formPath}/versions/:version/attachments/:name`, (req) => {
+  const raw = String(req.params.version);
+  return { kind: 'version', version: raw === '___' ? '' : raw }; // Central writes an empty version as ___
+});
+
+entityListFiles.get('/v1/test/:token/projects/:projectId/forms/:xmlFormId/draft/attachments/:name', async (req, res, next) => {
+  if (!isCsv(req)) { next(); return; }
+  const sent = await withDraftToken(req, problems.notFound, (db, defId) => sendEntityList(db, req, res, defId, attachmentName(req)));
+  if (!sent) next();
 });

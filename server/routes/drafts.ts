@@ -5,9 +5,10 @@ import { transaction, extended, success } from '../http.ts';
 import { Problem } from '../errors.ts';
 import { parseXForm, setVersion } from '../formats/xform.ts';
 import {
-  rawBody, hasBody, readUpload, storeExcel, parsedJson, isTrue, readForm, projectParam, formParam, formJson,
-  extendedFormJson, extendedRow, sendXml,
+  rawBody, hasBody, readUpload, storeExcel, storeItemsets, parsedJson, sendExcel, isTrue, readForm, projectParam, formParam,
+  formJson, extendedFormJson, extendedRow, sendXml,
 } from './forms-common.ts';
+import { applyProjectKey } from './project-key.ts';
 import { versionResources } from './forms.ts';
 
 export const drafts = Router();
@@ -22,9 +23,11 @@ drafts.post(draft, rawBody, async (req, res) => {
   const upload = hasBody(req) ? await readUpload(req) : null;
   await transaction(req, async (db) => {
     if (upload) {
+      Object.assign(upload, await applyProjectKey(db, projectId, upload)); // managed encryption: the project's key
       const xls = await storeExcel(db, upload);
-      await db.query('select app_public.create_draft($1, $2, $3, $4::jsonb, $5, $6, false)',
-        [projectId, xmlFormId, upload.xml, parsedJson(upload.form), isTrue(req.query.ignoreWarnings), xls]);
+      const { rows: [def] } = await db.query('select app_public.create_draft($1, $2, $3, $4::jsonb, $5, $6, false) as id',
+        [projectId, xmlFormId, upload.xml, parsedJson(upload.form, upload.xlsFormWarnings), isTrue(req.query.ignoreWarnings), xls]);
+      await storeItemsets(db, upload, def.id);
       return;
     }
     // No body: the published version becomes the new draft (its spreadsheet too).
@@ -57,6 +60,20 @@ drafts.get(`${draft}.xml`, async (req, res) => {
     const { rows: [def] } = await db.query('select xml from app_public.form_defs where id = $1', [form.def_id]);
     sendXml(res, def.xml);
   });
+});
+
+for (const suffix of ['xlsx', 'xls'] as const) {
+  drafts.get(`${draft}.${suffix}`, async (req, res) => {
+    await transaction(req, async (db) => {
+      await sendExcel(db, res, await readForm(db, projectParam(req), formParam(req), { kind: 'draft' }), suffix);
+    });
+  });
+}
+
+drafts.get(`${draft}/dataset-diff`, async (req, res) => {
+  const diff = await transaction(req, async (db) => (await db.query(
+    'select app_public.form_dataset_diff($1, $2, true) as diff', [projectParam(req), formParam(req)])).rows[0].diff);
+  res.json(diff);
 });
 
 drafts.post(`${draft}/publish`, async (req, res) => {

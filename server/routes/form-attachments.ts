@@ -1,6 +1,7 @@
-// Draft attachments: upload the file an expected attachment names (raw body, its content type kept) or clear it.
+// Draft attachments: upload the file an expected attachment names (raw body, its content type kept) or clear it,
+// or link it to the dataset it names (PATCH {dataset: true|false}; entity lists are served by datasets.ts).
 import { Router } from 'express';
-import { transaction } from '../http.ts';
+import { transaction, body, success } from '../http.ts';
 import { rawBody, hasBody, projectParam, formParam, readForm, attachmentsOf, attachmentJson } from './forms-common.ts';
 
 export const formAttachments = Router();
@@ -35,4 +36,11 @@ formAttachments.delete(path, async (req, res) => {
   await transaction(req, (db) => db.query('select app_public.set_draft_attachment($1, $2, $3, null)',
     [projectParam(req), formParam(req), String(req.params.name)]));
   res.json({ success: true });
+});
+
+formAttachments.patch(path, async (req, res) => {
+  const link = Boolean(body(req).dataset); // Central links on any truthy value, unlinks otherwise
+  await transaction(req, (db) => db.query('select app_public.link_draft_attachment($1, $2, $3, $4)',
+    [projectParam(req), formParam(req), String(req.params.name), link]));
+  res.json(success);
 });

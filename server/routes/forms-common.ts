@@ -29,6 +29,10 @@ export interface Upload {
   form: XForm;
   /** The original spreadsheet, when an XLSForm was uploaded. */
   excel: { content: Buffer; contentType: string } | null;
+  /** The converter's warnings (raised as 400.16 with the workflow warnings, unless ?ignoreWarnings=true). */
+  xlsFormWarnings: string[];
+  /** itemsets.csv, when the conversion produced one (external choices). */
+  itemsets: string | null;
 }
 
 /** Reads the request body as an XForm, converting XLSForms first; parsing happens here, once. */
@@ -36,48 +40,73 @@ export async function readUpload(req: Request): Promise<Upload> {
   const contentType = (req.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   const content = hasBody(req) ? req.body as Buffer : Buffer.alloc(0);
   if (excelTypes[contentType]) {
-    const xml = await convertXlsForm(req, content, contentType);
-    return { xml, form: parseXForm(xml), excel: { content, contentType } };
+    const converted = await convertXlsForm(req, content);
+    return { xml: converted.xml, form: parseXForm(converted.xml), excel: { content, contentType },
+      xlsFormWarnings: converted.warnings, itemsets: converted.itemsets };
   }
   const xml = content.toString('utf8');
-  return { xml, form: parseXForm(xml), excel: null };
+  return { xml, form: parseXForm(xml), excel: null, xlsFormWarnings: [], itemsets: null };
 }
 
-/** POSTs the spreadsheet to the pyxform-http–compatible service at XLSFORM_URL. */
-async function convertXlsForm(req: Request, content: Buffer, contentType: string): Promise<string> {
+const xlsformNotAvailable = () => new Problem(502.2, 'The XLSForm conversion service could not be contacted.');
+
+/**
+ * POSTs the spreadsheet to the pyxform-http–compatible service at XLSFORM_URL (POST /api/v1/convert, the file
+ * as the body, the X-XlsForm-FormId-Fallback header passed on). It answers JSON: 200 with {result: <XForm>,
+ * itemsets, warnings: [...]}, or 400 with {error, warnings}.
+ */
+async function convertXlsForm(req: Request, content: Buffer): Promise<{ xml: string; warnings: string[]; itemsets: string | null }> {
   const config = req.app.locals.config as Config;
   if (!config.xlsformUrl) throw new Problem(501.3, 'This ODK Central has not been configured to allow XLSForm conversion. Please upload an XForms XML file (try XLSForm Online) or contact your server administrator.');
   const fallback = req.get('x-xlsform-formid-fallback');
   let response: Response;
+  let result: { result?: unknown; error?: unknown; warnings?: unknown; itemsets?: unknown };
   try {
     response = await fetch(`${config.xlsformUrl}/api/v1/convert`, {
       method: 'POST',
-      headers: { 'content-type': contentType, ...(fallback ? { 'X-XlsForm-FormId-Fallback': fallback } : {}) },
+      headers: { 'content-type': 'application/octet-stream', ...(fallback !== undefined ? { 'X-XlsForm-FormId-Fallback': fallback } : {}) },
       body: new Uint8Array(content),
       signal: AbortSignal.timeout(60_000),
     });
+    result = await response.json() as typeof result;
   } catch {
-    throw new Problem(502.2, 'The XLSForm conversion service could not be contacted.');
+    throw xlsformNotAvailable();
   }
-  let result: { result?: string; error?: string | null; warnings?: string[] };
-  try { result = await response.json() as typeof result; } catch { throw new Problem(502.2, 'The XLSForm conversion service could not be contacted.'); }
-  const warnings = result.warnings ?? [];
-  if (!response.ok || !result.result)
-    throw new Problem(400.15, 'The given XLSForm file was not valid. Please see the error details for more information.', { error: result.error ?? null, warnings });
-  if (warnings.length > 0 && !isTrue(req.query.ignoreWarnings))
-    throw new Problem(400.16, 'The Form is valid, but with warnings. Please check the warnings and if they are acceptable resubmit with ?ignoreWarnings=true',
-      { warnings: { xlsFormWarnings: warnings } });
-  return result.result;
+  const warnings = Array.isArray(result.warnings) ? result.warnings.map(String) : [];
+  if (response.status !== 200 || typeof result.result !== 'string' || result.result === '')
+    throw new Problem(400.15, 'The given XLSForm file was not valid. Please see the error details for more information.',
+      { error: result.error ?? null, warnings: Array.isArray(result.warnings) ? warnings : null });
+  return {
+    xml: result.result,
+    warnings: isTrue(req.query.ignoreWarnings) ? [] : warnings,
+    itemsets: typeof result.itemsets === 'string' && result.itemsets !== '' ? result.itemsets : null,
+  };
 }
 
+/** Stores the uploaded spreadsheet (returns its blob id, null for XML uploads). */
 export async function storeExcel(db: Db, upload: Upload): Promise<number | null> {
   if (!upload.excel) return null;
   const { rows: [blob] } = await db.query('select app_public.ensure_blob($1, $2) as id', [upload.excel.content, upload.excel.contentType]);
   return blob.id;
 }
 
-/** The parsed form as the SQL API functions take it. */
-export const parsedJson = (form: XForm) => JSON.stringify(form);
+/** After the version is stored: the converter's itemsets.csv becomes its expected itemsets.csv attachment. */
+export async function storeItemsets(db: Db, upload: Upload, defId: number): Promise<void> {
+  if (upload.itemsets === null) return;
+  await db.query(`select app_public.set_itemsets($1, app_public.ensure_blob(convert_to($2, 'UTF8'), 'text/csv'))`, [defId, upload.itemsets]);
+}
+
+/** The parsed upload as the SQL API functions take it (the converter's warnings ride along as xlsFormWarnings). */
+export const parsedJson = (form: XForm, xlsFormWarnings: string[] = []) => JSON.stringify({ ...form, xlsFormWarnings });
+
+/** GET of the original spreadsheet of a version (.xlsx or .xls, 404.1 when the version was uploaded otherwise). */
+export async function sendExcel(db: Db, res: express.Response, form: FormRow, suffix: 'xlsx' | 'xls'): Promise<void> {
+  const { rows: [blob] } = await db.query('select content, content_type from app_public.blobs where id = $1', [form.xls_blob_id]);
+  const expected = Object.keys(excelTypes).find((type) => excelTypes[type] === suffix)!;
+  if (!blob || blob.content_type !== expected) throw problems.notFound();
+  res.set('Content-Disposition', contentDisposition(`${form.xml_form_id}.${suffix}`));
+  res.type(expected).send(blob.content);
+}
 
 // ---------------------------------------------------------------------------------------------
 

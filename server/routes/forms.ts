@@ -5,11 +5,13 @@ import type { Db } from '../db.ts';
 import { transaction, extended, body, idParam, success, optionalString } from '../http.ts';
 import { problems } from '../errors.ts';
 import { odataFields } from '../formats/xform.ts';
+import { projectEmbeds } from './project-embeds.ts';
 import {
-  rawBody, readUpload, storeExcel, parsedJson, isTrue, readForm, projectParam, formParam, formJson, formColumns,
-  extendedColumns, extendedFormJson, extendedRow, fieldsOf, fieldJson, attachmentsOf, attachmentJson, sendAttachment,
-  sendXml, contentDisposition, type FormRow, type ExtendedRow, type Version,
+  rawBody, readUpload, storeExcel, storeItemsets, parsedJson, sendExcel, isTrue, readForm, projectParam, formParam, formJson,
+  formColumns, extendedColumns, extendedFormJson, extendedRow, fieldsOf, fieldJson, attachmentsOf, attachmentJson,
+  sendAttachment, sendXml, type FormRow, type ExtendedRow, type Version,
 } from './forms-common.ts';
+import { applyProjectKey } from './project-key.ts';
 
 export const forms = Router();
 
@@ -38,18 +40,32 @@ forms.get(base, async (req, res) => {
   res.json(rows.map((r) => (extended(req) ? extendedFormJson(r) : formJson(r))));
 });
 
+// GET /v1/projects?forms=true nests each project's forms the actor may read (extended, as Central's formList).
+projectEmbeds.forms = async (db, projectIds) => {
+  const { rows } = await db.query<ExtendedRow>(
+    `select ${formColumns}, d.id as target_def_id, ${extendedColumns}
+     from app_public.forms f join app_public.form_defs d on d.id = coalesce(f.current_def_id, f.draft_def_id)
+     where f.project_id = any ($1::int[]) and f.deleted_at is null
+     order by coalesce(d.name, f.xml_form_id), f.id`, [projectIds]);
+  const byProject = new Map<number, unknown[]>();
+  for (const row of rows) byProject.set(row.project_id, [...(byProject.get(row.project_id) ?? []), extendedFormJson(row)]);
+  return byProject;
+};
+
 forms.post(base, rawBody, async (req, res) => {
   const projectId = projectParam(req);
   // Permission first (as Central), so an unauthorized upload is 403 whatever its content.
   await transaction(req, (db) => db.query(`select app_hidden.assert_can('form.create', app_hidden.project_actee($1))`, [projectId]));
   const upload = await readUpload(req);
   const form = await transaction(req, async (db) => {
+    Object.assign(upload, await applyProjectKey(db, projectId, upload)); // managed encryption: the project's key
     const xls = await storeExcel(db, upload);
     const { rows: [created] } = await db.query('select app_public.create_form($1, $2, $3::jsonb, $4, $5, $6) as id',
-      [projectId, upload.xml, parsedJson(upload.form), isTrue(req.query.publish), isTrue(req.query.ignoreWarnings), xls]);
+      [projectId, upload.xml, parsedJson(upload.form, upload.xlsFormWarnings), isTrue(req.query.publish), isTrue(req.query.ignoreWarnings), xls]);
     const { rows: [row] } = await db.query<FormRow>(
       `select ${formColumns} from app_public.forms f join app_public.form_defs d on d.id = coalesce(f.current_def_id, f.draft_def_id)
        where f.id = $1`, [created.id]);
+    await storeItemsets(db, upload, row.def_id!);
     return row;
   });
   res.json(formJson(form));
@@ -66,11 +82,7 @@ async function sendFormResource(req: Request, res: Response, ref: string, versio
       const { rows: [def] } = await db.query('select xml from app_public.form_defs where id = $1', [form.def_id]);
       sendXml(res, def.xml);
     } else if (suffix) {
-      const { rows: [blob] } = await db.query('select content, content_type from app_public.blobs where id = $1', [form.xls_blob_id]);
-      const expected = suffix === 'xlsx' ? 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' : 'application/vnd.ms-excel';
-      if (!blob || blob.content_type !== expected) throw problems.notFound();
-      res.set('Content-Disposition', contentDisposition(`${form.xml_form_id}.${suffix}`));
-      res.type(expected).send(blob.content);
+      await sendExcel(db, res, form, suffix as 'xlsx' | 'xls');
     } else if (extended(req)) {
       res.json(extendedFormJson(await extendedRow(db, form.id, form.def_id!)));
     } else {
@@ -164,6 +176,12 @@ forms.get(`${base}/:xmlFormId/versions/:version`, (req, res) =>
 
 versionResources(forms, `${base}/:xmlFormId/versions/:version`,
   (req) => ({ kind: 'version', version: versionName(String(req.params.version)) }));
+
+forms.get(`${base}/:xmlFormId/dataset-diff`, async (req, res) => {
+  const diff = await transaction(req, async (db) => (await db.query(
+    'select app_public.form_dataset_diff($1, $2, false) as diff', [projectParam(req), formParam(req)])).rows[0].diff);
+  res.json(diff);
+});
 
 // ----------------------------------------------------------------------------------------------
 // Role assignments on one form.

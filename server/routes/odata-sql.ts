@@ -82,7 +82,7 @@ function fromClause(table: ODataTable): string {
 export const submissionSelect = `s.instance_id,
   case when d.encryption is null then d.data end as data,
   s.created_at, s.updated_at, s.deleted_at, s.submitter_id,
-  app_hidden.odata_actor_name(s.submitter_id) as submitter_name,
+  n.display_name as submitter_name,
   (select count(a.blob_id) from app_public.submission_attachments a where a.submission_def_id = d.id) as attachments_present,
   (select count(*) from app_public.submission_attachments a where a.submission_def_id = d.id) as attachments_expected,
   case when d.encryption is null then null
@@ -94,8 +94,15 @@ export const submissionSelect = `s.instance_id,
   (select count(*) - 1 from app_public.submission_defs e where e.submission_id = s.id) as edits,
   (select v.version from versions v where v.id = d.form_def_id) as form_version`;
 
-/** The form's versions, read once per query (row-level security on form_defs is costly per row). */
-const versionsCte = `with versions as materialized (select fd.id, fd.version from app_public.form_defs fd where fd.form_id = $1)`;
+/**
+ * The form's versions and its submitters' names, read once per query (row-level security on form_defs is
+ * costly per row; names come from a security-definer function, called once instead of once per row).
+ */
+const versionsCte = `with versions as materialized (select fd.id, fd.version from app_public.form_defs fd where fd.form_id = $1),
+submitters as materialized (select * from app_hidden.form_submitter_names($1))`;
+
+/** Joins the submitter's name (alias n) to a submission s. */
+const submitterJoin = 'left join submitters n on n.id = s.submitter_id';
 
 export interface FeedSql {
   sql: string;
@@ -150,6 +157,7 @@ from (select s.id as submission_id, d.id as def_id, ${cursorValuesSql(keys)} as 
       ${filtered}) p
   join app_public.submissions s on s.id = p.submission_id
   join app_public.submission_defs d on d.id = p.def_id
+  ${submitterJoin}
 order by p.position`;
   }
   return { sql, values: params.values, count, keys };
@@ -161,6 +169,7 @@ export function singleSubmissionSql(formId: number, draft: boolean, instanceId: 
     sql: `${versionsCte}
       select ${submissionSelect}
       from app_public.submissions s join app_public.submission_defs d on d.submission_id = s.id and d.current
+      ${submitterJoin}
       where s.form_id = $1 and s.draft = $2 and s.instance_id = $3 and s.deleted_at is null`,
     values: [formId, draft, instanceId],
   };

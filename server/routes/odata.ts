@@ -121,26 +121,31 @@ async function streamFeed(req: Request, res: Response, db: Db, service: Service,
   query: ODataQuery, options: EntityOptions) {
   const feed = feedSql(service.schema, table, service.formId, service.draft, query);
   const count = feed.count ? Number((await db.query(feed.count.sql, feed.count.values)).rows[0].count) : null;
-  const stream = db.query(new QueryStream(feed.sql, feed.values, { batchSize: 500, highWaterMark: 500 }));
+  const stream = db.query(new QueryStream(feed.sql, feed.values, { batchSize: 100, highWaterMark: 100 }));
   let written = 0;
   let last: Record<string, any> | null = null;
   let more = false;
+  let chunk = ''; // rows are sent in chunks of about 64 kB: fewer, larger writes
   try {
     for await (const row of stream as AsyncIterable<Record<string, any>>) {
       if (query.top !== undefined && written >= query.top) { more = true; break; }
       const entity = table.repeat
         ? repeatEntity(table, row as RepeatRow, options)
         : submissionEntity(service.schema, row as SubmissionRow, options);
-      const chunk = (written === 0 ? dataDocumentStart : ',') + JSON.stringify(entity);
+      chunk += (written === 0 ? dataDocumentStart : ',') + JSON.stringify(entity);
       if (written === 0) res.status(200).type(jsonType);
       written += 1;
       last = row;
-      if (!res.write(chunk) && !(await drained(res))) return; // the client went away: stop reading
+      if (chunk.length < 65536) continue;
+      const flushed = res.write(chunk);
+      chunk = '';
+      if (!flushed && !(await drained(res))) return; // the client went away: stop reading
     }
   } finally {
     if (!stream.destroyed) stream.destroy();
   }
   if (written === 0) res.status(200).type(jsonType).write(dataDocumentStart);
+  else if (chunk !== '') res.write(chunk);
   const nextLink = more && last
     ? nextLinkFor(absoluteUrl(req), encodeSkiptoken(table.repeat
       ? { repeatId: ancestorId(table, last as RepeatRow, table.repeat), k: last.cursor }

@@ -4,16 +4,23 @@ import { Router, type Request } from 'express';
 import type { Db } from '../db.ts';
 import { transaction } from '../http.ts';
 import { Problem, problems, toProblem } from '../errors.ts';
-import { formList, formManifest, origin, parentPath, sendOpenRosaXml, openRosaErrors, type FormListEntry } from '../formats/openrosa.ts';
+import { formList, formManifest, origin, parentPath, sendOpenRosaXml, openRosaErrors, type FormListEntry, type ManifestFile } from '../formats/openrosa.ts';
 import { projectParam, formParam, readForm, sendXml, sendAttachment, type Version } from './forms-common.ts';
 
 export const openRosa = Router();
 
-async function manifestFiles(db: Db, defId: number) {
-  const { rows } = await db.query(
-    `select a.name, b.md5 from app_public.form_attachments a join app_public.blobs b on b.id = a.blob_id
-     where a.form_def_id = $1 order by a.name`, [defId]);
-  return rows as { name: string; md5: string }[];
+/** Uploaded files and dataset-linked entity lists (with their integrity URL under projectPath) of a version. */
+async function manifestFiles(db: Db, defId: number, projectPath: string): Promise<ManifestFile[]> {
+  const { rows } = await db.query<{ name: string; md5: string; type: string | null; dataset_name: string | null }>(
+    'select * from app_public.form_manifest_files($1)', [defId]);
+  return rows.map((r) => ({ name: r.name, md5: r.md5, type: r.type,
+    integrityUrl: r.dataset_name === null ? null : `${projectPath}/datasets/${encodeURIComponent(r.dataset_name)}/integrity` }));
+}
+
+/** The project's URL as the client called it (under /v1/key/<token>/ too; draft-testing paths use the plain one). */
+function projectUrl(req: Request): string {
+  const path = req.originalUrl.split('?')[0].replace(/^\/v1\/test\/[^/]+\//, '/v1/');
+  return origin(req) + (/^.*?\/projects\/[^/]+/.exec(path)?.[0] ?? path);
 }
 
 openRosa.get('/v1/projects/:projectId/formList', async (req, res) => {
@@ -38,7 +45,7 @@ openRosa.get('/v1/projects/:projectId/formList', async (req, res) => {
 const manifestRoute = (path: string, version: Version) => openRosa.get(path, async (req, res) => {
   const files = await transaction(req, async (db) => {
     const form = await readForm(db, projectParam(req), formParam(req), version);
-    return manifestFiles(db, form.def_id!);
+    return manifestFiles(db, form.def_id!, projectUrl(req));
   });
   sendOpenRosaXml(res, formManifest(files, origin(req), parentPath(req)));
 });
@@ -51,7 +58,7 @@ manifestRoute('/v1/projects/:projectId/forms/:xmlFormId/draft/manifest', { kind:
 const test = '/v1/test/:token/projects/:projectId/forms/:xmlFormId/draft';
 
 /** Runs fn with the draft visible through its token; any failure to find it is `failure`. */
-async function withDraftToken<T>(req: Request, failure: () => Problem, fn: (db: Db, defId: number) => Promise<T>): Promise<T> {
+export async function withDraftToken<T>(req: Request, failure: () => Problem, fn: (db: Db, defId: number) => Promise<T>): Promise<T> {
   try {
     return await transaction(req, async (db) => {
       await db.query(`select set_config('fieldbase.draft_token', $1, true)`, [String(req.params.token)]);
@@ -87,7 +94,7 @@ openRosa.get(`${test}.xml`, async (req, res) => {
 });
 
 openRosa.get(`${test}/manifest`, async (req, res) => {
-  const files = await withDraftToken(req, problems.notFound, manifestFiles);
+  const files = await withDraftToken(req, problems.notFound, (db, defId) => manifestFiles(db, defId, projectUrl(req)));
   sendOpenRosaXml(res, formManifest(files, origin(req), parentPath(req)));
 });
 

@@ -11,7 +11,8 @@ const path = '/v1/projects/:projectId/forms/:xmlFormId/public-links';
 
 const linkColumns = `a.id, a.type, a.display_name, a.created_at, a.updated_at, a.deleted_at, l.once,
   app_hidden.public_link_token(a.id) as token,
-  (select app_hidden.actor_json(c) from app_public.actors c where c.id = l.created_by) as created_by`;
+  (select app_hidden.actor_json(c) from app_public.actors c where c.id = l.created_by) as created_by,
+  app_hidden.public_link_properties(a.id) as properties`;
 
 async function links(db: Db, projectId: number, xmlFormId: string, only: number | null) {
   const { rows } = await db.query(
@@ -21,12 +22,18 @@ async function links(db: Db, projectId: number, xmlFormId: string, only: number 
   return rows;
 }
 
-function linkJson(r: Record<string, any>, withCreator: boolean) {
+/** Central's PublicLink; extended adds createdBy and the actor property values (null when none is set). */
+function linkJson(r: Record<string, any>, isExtended: boolean) {
   return {
     id: r.id, type: r.type, displayName: r.display_name, createdAt: r.created_at, updatedAt: r.updated_at,
     deletedAt: r.deleted_at, token: r.token ?? null, once: r.once,
-    ...(withCreator ? { createdBy: r.created_by ?? null } : {}),
+    ...(isExtended ? { createdBy: r.created_by ?? null, properties: r.properties ?? null } : {}),
   };
+}
+
+/** The properties object of a body, as JSON for SQL (which checks names and values); null when absent. */
+function propertiesOf(b: Record<string, unknown>): string | null {
+  return b.properties === undefined || b.properties === null ? null : JSON.stringify(b.properties);
 }
 
 async function assertFormVerb(db: Db, projectId: number, xmlFormId: string, verb: string) {
@@ -46,8 +53,8 @@ publicLinks.post(path, async (req, res) => {
   const displayName = optionalString(b, 'displayName') ?? null;
   const once = b.once === true;
   const row = await transaction(req, async (db) => {
-    const { rows: [created] } = await db.query('select app_public.create_public_link($1, $2, $3, $4) as id',
-      [projectParam(req), formParam(req), displayName, once]);
+    const { rows: [created] } = await db.query('select app_public.create_public_link($1, $2, $3, $4, $5) as id',
+      [projectParam(req), formParam(req), displayName, once, propertiesOf(b)]);
     return (await links(db, projectParam(req), formParam(req), created.id))[0];
   });
   res.json(linkJson(row, false));
@@ -61,6 +68,16 @@ publicLinks.get(`${path}/:linkId`, async (req, res) => {
   });
   if (!row) throw problems.notFound();
   res.json(linkJson(row, extended(req)));
+});
+
+publicLinks.patch(`${path}/:linkId`, async (req, res) => {
+  const linkId = idParam(req.params.linkId);
+  const properties = propertiesOf(body(req));
+  const row = await transaction(req, async (db) => {
+    await db.query('select app_public.update_public_link($1, $2, $3, $4)', [projectParam(req), formParam(req), linkId, properties]);
+    return (await links(db, projectParam(req), formParam(req), linkId))[0];
+  });
+  res.json(linkJson(row, true));
 });
 
 publicLinks.delete(`${path}/:linkId`, async (req, res) => {

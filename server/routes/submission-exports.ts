@@ -6,13 +6,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import crypto from 'node:crypto';
 import QueryStream from 'pg-query-stream';
-import { stringify } from 'csv-stringify/sync';
 import yazl from 'yazl';
 import type { Db } from '../db.ts';
 import { transaction, one, many, idParam } from '../http.ts';
 import { problems } from '../errors.ts';
-import { csvTables, rootRow, repeatRows, type CsvTable, type ExportedSubmission, type Cell } from '../formats/csv.ts';
+import { csvTables, csvRecord, rootRow, repeatRows, type CsvTable, type ExportedSubmission, type Cell } from '../formats/csv.ts';
 import type { SchemaField, StructuredData } from '../formats/submission.ts';
+import { passphrasesOf, prepareDecryption, decryptMedia, type Decryption } from './submission-decryption.ts';
+import { exportFilterSql, wantsDeletedFields, allKnownFields } from './submission-export-query.ts';
 
 export const submissionExports = Router();
 
@@ -25,7 +26,6 @@ function flag(value: unknown, fallback: boolean): boolean {
 
 function optionsOf(req: Request): ExportOptions {
   const q = req.query;
-  if (q.$filter !== undefined) throw problems.notImplemented('$filter on CSV exports');
   return {
     attachments: flag(q.attachments, true),
     groupPaths: flag(q.groupPaths, true),
@@ -33,7 +33,7 @@ function optionsOf(req: Request): ExportOptions {
   };
 }
 
-interface ExportForm { id: number; def_id: number; xml_form_id: string }
+interface ExportForm { id: number; def_id: number; xml_form_id: string; /** The $filter condition on alias s. */ where: string }
 
 async function exportForm(db: Db, req: Request, draft: boolean): Promise<ExportForm> {
   const form = await one<{ id: number; current_def_id: number | null; draft_def_id: number | null; xml_form_id: string }>(db,
@@ -42,7 +42,7 @@ async function exportForm(db: Db, req: Request, draft: boolean): Promise<ExportF
     [idParam(req.params.projectId as string), String(req.params.xmlFormId)]);
   const defId = draft ? form.draft_def_id : form.current_def_id;
   if (defId === null) throw problems.notFound();
-  return { id: form.id, def_id: defId, xml_form_id: form.xml_form_id };
+  return { id: form.id, def_id: defId, xml_form_id: form.xml_form_id, where: exportFilterSql(req) };
 }
 
 /** Values ever chosen per select-multiple field, for splitSelectMultiples. */
@@ -63,30 +63,43 @@ async function selectValues(db: Db, form: ExportForm, fields: SchemaField[], dra
 
 const submissionFilter = 's.form_id = $1 and s.draft = $2 and s.deleted_at is null';
 
-function csvLine(row: Cell[]): string {
-  return stringify([row.map((c) => (c === null ? '' : c))]);
+const csvLine = (row: Cell[]) => csvRecord(row);
+
+/** Joins lines into chunks of about 64 kB: fewer, larger writes to the response. */
+async function* chunked(lines: AsyncGenerator<string>): AsyncGenerator<string> {
+  let chunk = '';
+  for await (const line of lines) {
+    chunk += line;
+    if (chunk.length >= 65536) { yield chunk; chunk = ''; }
+  }
+  if (chunk !== '') yield chunk;
 }
 
-async function* rootLines(db: Db, form: ExportForm, table: CsvTable, draft: boolean): AsyncGenerator<string> {
+async function* rootLines(db: Db, form: ExportForm, table: CsvTable, draft: boolean, decryption: Decryption | null = null): AsyncGenerator<string> {
   yield csvLine(table.header);
   const stream = db.query(new QueryStream(
-    `select s.instance_id, s.created_at, s.submitter_id,
-            app_hidden.submission_actor_json(s.submitter_id)->>'displayName' as submitter_name,
-            (select count(*) from app_public.submission_attachments a where a.submission_def_id = d.id and a.blob_id is not null)::int as present,
-            (select count(*) from app_public.submission_attachments a where a.submission_def_id = d.id)::int as expected,
-            d.encryption is not null as encrypted, s.review_state, s.device_id,
-            (select count(*) - 1 from app_public.submission_defs e where e.submission_id = s.id)::int as edits,
+    // One set-based statement: submitter names, edit and attachment counts are joined once, not looked up per row.
+    `with submitters as materialized (select * from app_hidden.form_submitter_names($1))
+     select s.instance_id, s.created_at, s.submitter_id, n.display_name as submitter_name,
+            coalesce(a.present, 0)::int as present, coalesce(a.expected, 0)::int as expected,
+            d.encryption is not null as encrypted, s.review_state, s.device_id, e.edits::int as edits,
             fd.version as form_version, d.data
      from app_public.submissions s
      join app_public.submission_defs d on d.submission_id = s.id and d.current
      join app_public.form_defs fd on fd.id = d.form_def_id
-     where ${submissionFilter} order by s.created_at desc, s.id desc`, [form.id, draft], { batchSize: 200 }));
+     join (select x.submission_id, count(*) - 1 as edits from app_public.submission_defs x
+           where x.form_id = $1 group by x.submission_id) e on e.submission_id = s.id
+     left join (select x.submission_def_id, count(x.blob_id) as present, count(*) as expected
+                from app_public.submission_attachments x where x.form_id = $1 group by x.submission_def_id) a on a.submission_def_id = d.id
+     left join submitters n on n.id = s.submitter_id
+     where ${submissionFilter} and ${form.where} order by s.created_at desc, s.id desc`, [form.id, draft], { batchSize: 100 }));
   for await (const r of stream as AsyncIterable<Record<string, any>>) {
     const s: ExportedSubmission = {
       instanceId: r.instance_id, createdAt: r.created_at, submitterId: r.submitter_id, submitterName: r.submitter_name,
       attachmentsPresent: r.present, attachmentsExpected: r.expected, status: r.encrypted ? 'not decrypted' : null,
       reviewState: r.review_state, deviceId: r.device_id, edits: r.edits, formVersion: r.form_version, data: r.data,
     };
+    if (r.encrypted && decryption) Object.assign(s, decryption.row(r.instance_id));
     yield csvLine(rootRow(table, s));
   }
 }
@@ -97,7 +110,7 @@ async function* repeatLines(db: Db, form: ExportForm, table: CsvTable, fields: S
   const stream = db.query(new QueryStream(
     `select s.instance_id, jsonb_build_object($3::text, d.data->$3) as data
      from app_public.submissions s join app_public.submission_defs d on d.submission_id = s.id and d.current
-     where ${submissionFilter} and d.data ? $3 order by s.created_at desc, s.id desc`, [form.id, draft, top], { batchSize: 200 }));
+     where ${submissionFilter} and ${form.where} and d.data ? $3 order by s.created_at desc, s.id desc`, [form.id, draft, top], { batchSize: 200 }));
   for await (const r of stream as AsyncIterable<{ instance_id: string; data: StructuredData }>) {
     for (const row of repeatRows(table, fields, r.instance_id, r.data)) yield csvLine(row);
   }
@@ -108,42 +121,50 @@ async function exportEtag(db: Db, form: ExportForm, draft: boolean, extra: strin
     `select count(*) as n, max(d.id) as last_def, max(greatest(s.created_at, s.updated_at)) as changed,
             (select coalesce(sum(a.blob_id), 0) from app_public.submission_attachments a where a.form_id = $1) as blobs
      from app_public.submissions s join app_public.submission_defs d on d.submission_id = s.id and d.current
-     where ${submissionFilter}`, [form.id, draft]);
+     where ${submissionFilter} and ${form.where}`, [form.id, draft]);
   const hash = crypto.createHash('md5').update(JSON.stringify([form.def_id, r, extra])).digest('hex');
   return `"${hash}"`;
 }
 
 async function exportCsv(req: Request, res: Response, draft: boolean, zip: boolean) {
   const options = optionsOf(req);
+  const passphrases = await passphrasesOf(req);
   await transaction(req, async (db) => {
     const form = await exportForm(db, req, draft);
-    const fields = (await many<SchemaField & { select_multiple: boolean }>(db,
+    let fields: SchemaField[] = (await many<SchemaField & { select_multiple: boolean }>(db,
       `select path, type, "binary", select_multiple from app_public.form_fields where form_def_id = $1 order by ord`, [form.def_id]))
       .map((f) => ({ path: f.path, type: f.type, binary: f.binary, selectMultiple: f.select_multiple }));
-    const etag = await exportEtag(db, form, draft, JSON.stringify([options, zip]));
+    const etag = await exportEtag(db, form, draft, JSON.stringify([options, zip, form.where, [...passphrases.keys()], wantsDeletedFields(req)]));
     res.set('ETag', etag);
     if (req.get('if-none-match') === etag) { res.status(304).end(); return; }
+    if (wantsDeletedFields(req)) fields = await allKnownFields(db, form.id, fields);
+    const decryption = await prepareDecryption(db, passphrases, form.id, draft, fields);
     const values = options.splitSelectMultiples ? await selectValues(db, form, fields, draft) : null;
     const tables = csvTables(form.xml_form_id, fields, { groupPaths: options.groupPaths, selectValues: values }, !zip);
     if (!zip) {
       res.status(200).type('text/csv; charset=utf-8').set('Content-Disposition', `attachment; filename="${encodeURIComponent(tables[0].fileName)}"`);
-      await pipeline(Readable.from(rootLines(db, form, tables[0], draft)), res);
+      await pipeline(Readable.from(chunked(rootLines(db, form, tables[0], draft, decryption))), res);
       return;
     }
     const archive = new yazl.ZipFile();
-    const lazy = (lines: () => AsyncGenerator<string>) => (cb: (err: unknown, stream: NodeJS.ReadableStream) => void) => cb(null, Readable.from(lines()));
-    archive.addReadStreamLazy(tables[0].fileName, lazy(() => rootLines(db, form, tables[0], draft)));
+    const lazy = (lines: () => AsyncGenerator<string>) => (cb: (err: unknown, stream: NodeJS.ReadableStream) => void) => cb(null, Readable.from(chunked(lines())));
+    archive.addReadStreamLazy(tables[0].fileName, lazy(() => rootLines(db, form, tables[0], draft, decryption)));
     for (const t of tables.slice(1)) archive.addReadStreamLazy(t.fileName, lazy(() => repeatLines(db, form, t, fields, draft)));
     if (options.attachments) {
       const files = await many<{ name: string; blob_id: number }>(db,
         `select distinct on (a.name) a.name, a.blob_id from app_public.submission_attachments a
          join app_public.submission_defs d on d.id = a.submission_def_id and d.current
          join app_public.submissions s on s.id = d.submission_id
-         where ${submissionFilter} and a.blob_id is not null order by a.name, a.blob_id`, [form.id, draft]);
+         where ${submissionFilter} and ${form.where} and a.blob_id is not null order by a.name, a.blob_id`, [form.id, draft]);
       for (const f of files) {
-        archive.addReadStreamLazy(`media/${f.name}`, (cb) => {
+        if (decryption?.xmlBlobs.has(f.blob_id)) continue;
+        const plain = decryption?.media.get(f.blob_id);
+        archive.addReadStreamLazy(`media/${plain?.name ?? f.name}`, (cb) => {
           db.query('select content from app_public.blobs where id = $1', [f.blob_id])
-            .then(({ rows }) => cb(null, Readable.from([rows[0]?.content ?? Buffer.alloc(0)])), (err) => cb(err, Readable.from([])));
+            .then(({ rows }) => {
+              const content: Buffer = rows[0]?.content ?? Buffer.alloc(0);
+              try { cb(null, Readable.from([plain ? decryptMedia(plain, content) : content])); } catch (err) { cb(err, Readable.from([])); }
+            }, (err) => cb(err, Readable.from([])));
         });
       }
     }

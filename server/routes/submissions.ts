@@ -6,7 +6,7 @@ import type { Db } from '../db.ts';
 import { transaction, one, many, extended, idParam, body, optionalString, success } from '../http.ts';
 import { Problem, problems } from '../errors.ts';
 import { auditJson, type AuditRow } from '../formats/json.ts';
-import type { StructuredValue } from '../formats/submission.ts';
+import { parseSubmission, type StructuredValue } from '../formats/submission.ts';
 import {
   ingest, readBody, deviceIdOf, submissionColumns, extendedColumns, submissionJson, versionJson,
   type SubmissionRow, type VersionRow,
@@ -200,13 +200,7 @@ submissions.post(`${base}/restore`, async (req, res) => {
   res.json(success);
 });
 
-submissions.get(`${base}/edit`, async (req, res) => {
-  const t = published(req);
-  await transaction(req, (db) => submissionRow(db, t, String(req.params.instanceId), 'submission.update', false));
-  // Editing happens in Enketo, which this server does not drive (yet).
-  void res;
-  throw problems.notImplemented('Enketo editing');
-});
+// …/edit (the Enketo edit URL) lives in enketo.ts.
 
 submissions.get(`${base}/audits`, async (req, res) => {
   const t = published(req);
@@ -296,12 +290,32 @@ submissions.get(`${base}/versions/:versionId/attachments/:filename`, async (req,
   sendFile(req, res, String(req.params.filename), file);
 });
 
+submissions.delete(`${base}/versions/:versionId/attachments/:filename`, async (req, res) => {
+  const t = published(req);
+  await transaction(req, (db) => db.query('select app_public.clear_submission_version_attachment($1, $2, $3, $4, $5)',
+    [t.projectId, t.xmlFormId, String(req.params.instanceId), String(req.params.versionId), String(req.params.filename)]));
+  res.json(success);
+});
+
 submissions.get(`${base}/diffs`, async (req, res) => {
   const rows = await transaction(req, (db) => versions(db, published(req), String(req.params.instanceId), false));
   const result: Record<string, DiffEntry[]> = {};
-  for (let i = 0; i < rows.length - 1; i++) result[rows[i].instance_id] = diff(rows[i + 1].data, rows[i].data, []);
+  for (let i = 0; i < rows.length - 1; i++) {
+    result[rows[i].instance_id] = withDeprecatedId(diff(rows[i + 1].data, rows[i].data, []), rows[i + 1].xml, rows[i].xml);
+  }
   res.json(result);
 });
+
+/** Central's diffs also show meta/deprecatedID (outside the form's fields), right after the instanceID change. */
+function withDeprecatedId(entries: DiffEntry[], beforeXml: string, afterXml: string): DiffEntry[] {
+  const before = parseSubmission(beforeXml).deprecatedId;
+  const after = parseSubmission(afterXml).deprecatedId;
+  if (before === after) return entries;
+  const at = entries.findIndex((e) => e.path[e.path.length - 1] === 'instanceID');
+  const path = at >= 0 ? [...entries[at].path.slice(0, -1), 'deprecatedID'] : ['meta', 'deprecatedID'];
+  const entry = { old: before, new: after, path };
+  return at >= 0 ? [...entries.slice(0, at + 1), entry, ...entries.slice(at + 1)] : [...entries, entry];
+}
 
 interface DiffEntry { old: unknown; new: unknown; path: (string | number)[] }
 

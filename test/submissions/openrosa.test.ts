@@ -69,6 +69,7 @@ test('a deprecatedID makes a new version: edits chain, reviewState edited, old c
   t.deepEqual(diffs.body['uuid:5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d'], [
     { old: '42', new: '43', path: ['age'] },
     { old: 'uuid:0f6b3c2a-1d4e-4a5b-8c7d-9e0f1a2b3c4d', new: 'uuid:5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d', path: ['meta', 'instanceID'] },
+    { old: null, new: 'uuid:0f6b3c2a-1d4e-4a5b-8c7d-9e0f1a2b3c4d', path: ['meta', 'deprecatedID'] },
   ]);
   const oldXml = await f.server.request(`${base}/versions/uuid:0f6b3c2a-1d4e-4a5b-8c7d-9e0f1a2b3c4d.xml`, { token: f.alice.token });
   t.true(oldXml.text.includes('<age>42</age>'));
