@@ -58,6 +58,11 @@ export function requiredString(b: Record<string, unknown>, field: string): strin
   return v;
 }
 
+/** The actor properties object of a body (App Users, Public Links), as JSON for SQL (which checks names and values); null when absent. */
+export function propertiesOf(b: Record<string, unknown>): string | null {
+  return b.properties === undefined || b.properties === null ? null : JSON.stringify(b.properties);
+}
+
 /** A positive integer path parameter, or 404.1 (Central treats a malformed id as not found). */
 export function idParam(value: string | undefined): number {
   if (!value || !/^\d+$/.test(value) || Number(value) > 2147483647) throw problems.notFound();

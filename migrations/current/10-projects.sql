@@ -1,9 +1,9 @@
 /*
  * Projects: creation, PATCH and deep PUT updates, soft deletion, project-level role assignments,
- * and the extension points later work (forms, submissions, datasets) redefines with `create or replace`:
- *   app_hidden.project_form_count(int), app_hidden.project_last_submission(int),
- *   app_hidden.project_dataset_count(int), app_hidden.project_last_entity(int),
- *   app_hidden.deep_update_forms(app_public.projects, jsonb).
+ * and the extension points later work (submissions, datasets) redefines with `create or replace`:
+ *   app_hidden.project_last_submission(int), app_hidden.project_dataset_count(int), app_hidden.project_last_entity(int).
+ * The forms work (migrations/current/21-forms-api.sql) defines app_hidden.project_form_count(int) and the deep PUT's
+ * form part, app_hidden.deep_update_forms(app_public.projects, jsonb).
  */
 
 -- Central's actor-property verbs (2026): list for viewers, managers and admins; update and field_key.update
@@ -60,6 +60,17 @@ begin
 end
 $$;
 comment on function app_hidden.live_project(int) is 'A live project by id, or 404.1 (no permission check: callers assert_can on its actee).';
+
+create or replace function app_hidden.live_project(project_id int, verb text) returns app_public.projects
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  perform app_hidden.assert_can(verb, app_hidden.project_actee(project_id));
+  return app_hidden.live_project(project_id);
+end
+$$;
+comment on function app_hidden.live_project(int, text) is 'A live project by id on which the actor holds verb: 404.1 when there is none, then 403.1.';
 
 drop function if exists app_hidden.check_project_fields(jsonb) cascade;
 create function app_hidden.check_project_fields(fields jsonb) returns void
@@ -134,28 +145,6 @@ end
 $$;
 comment on function app_public.update_project(int, jsonb) is 'Changes the name, description or archived flag present in fields (project.update).';
 
-/* The deep PUT's form part. Until forms exist, no forms can be named: an empty or absent list is accepted,
- * any other is Central's 501.2. The forms work redefines this to set each form's state and replace its
- * assignments (raising on a bad state, which rolls the whole PUT back). */
-create or replace function app_hidden.deep_update_forms(project app_public.projects, forms jsonb) returns void
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  if forms is null or jsonb_typeof(forms) = 'null' then
-    return;
-  end if;
-  if jsonb_typeof(forms) <> 'array' then
-    perform app_hidden.problem(400.11, 'Invalid input data type: expected (forms) to be (array)',
-      jsonb_build_object('field', 'forms', 'value', forms, 'expected', 'array'));
-  end if;
-  if jsonb_array_length(forms) > 0 then
-    perform app_hidden.problem(501.2, 'This endpoint does not allow creation or deletion of forms. Please check that you have sent the correct detail for all forms in this project.');
-  end if;
-end
-$$;
-comment on function app_hidden.deep_update_forms(app_public.projects, jsonb) is 'Deep PUT of a project''s forms (state, assignments); 501.2 unless the list names exactly the existing forms.';
-
 drop function if exists app_public.replace_project(int, jsonb, jsonb) cascade;
 create function app_public.replace_project(project_id int, fields jsonb, forms jsonb default null) returns app_public.projects
 language plpgsql volatile security definer
@@ -170,7 +159,7 @@ begin
   -- PUT semantics: an omitted description or archived flag is nulled (archived: false).
   p := app_public.update_project(project_id, jsonb_build_object('name', fields->'name',
          'description', coalesce(fields->'description', 'null'), 'archived', coalesce(fields->'archived', 'false')));
-  perform app_hidden.deep_update_forms(p, forms);
+  perform app_hidden.deep_update_forms(p, forms); -- migrations/current/21-forms-api.sql
   return p;
 end
 $$;
@@ -191,10 +180,8 @@ end
 $$;
 comment on function app_public.delete_project(int) is 'Soft-deletes a project: it vanishes from listings and lookups (project.delete).';
 
-/* Counts for extended metadata. Later work redefines the ones that need its tables. */
-create or replace function app_hidden.project_form_count(project_id int) returns int
-language sql stable security definer set search_path = pg_catalog, pg_temp
-as $$ select 0 $$;
+/* Counts for extended metadata. Later work redefines the ones that need its tables (the forms count is
+ * defined with the forms, in migrations/current/21-forms-api.sql). */
 create or replace function app_hidden.project_last_submission(project_id int) returns timestamptz
 language sql stable security definer set search_path = pg_catalog, pg_temp
 as $$ select null::timestamptz $$;
@@ -204,10 +191,24 @@ as $$ select 0 $$;
 create or replace function app_hidden.project_last_entity(project_id int) returns timestamptz
 language sql stable security definer set search_path = pg_catalog, pg_temp
 as $$ select null::timestamptz $$;
-comment on function app_hidden.project_form_count(int) is 'Forms in a project (extended metadata); redefined by the forms work.';
 comment on function app_hidden.project_last_submission(int) is 'Latest submission to any form of a project; redefined by the submissions work.';
 comment on function app_hidden.project_dataset_count(int) is 'Datasets in a project; redefined by the datasets work.';
 comment on function app_hidden.project_last_entity(int) is 'Latest entity in any dataset of a project; redefined by the datasets work.';
+
+drop function if exists app_hidden.assignment_listing(int, text) cascade;
+create function app_hidden.assignment_listing(project_id int, role_ref text, out target text, out only_role int)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  target := app_hidden.project_actee(project_id);
+  perform app_hidden.assert_can('assignment.list', target);
+  if role_ref is not null then
+    only_role := (app_hidden.role_by_ref(role_ref)).id;
+  end if;
+end
+$$;
+comment on function app_hidden.assignment_listing(int, text) is 'What a listing of a project''s assignments reads: the project''s actee (after assignment.list on it) and the one role asked for (id or system name; null for all, 404.1 when unknown).';
 
 drop function if exists app_public.project_assignments(int, text) cascade;
 create function app_public.project_assignments(project_id int, role_ref text default null)
@@ -217,18 +218,13 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  target text := app_hidden.project_actee(project_id);
-  only_role int;
+  listing record := app_hidden.assignment_listing(project_id, role_ref);
 begin
-  perform app_hidden.assert_can('assignment.list', target);
-  if role_ref is not null then
-    only_role := (app_hidden.role_by_ref(role_ref)).id;
-  end if;
   -- Definer: whoever may list assignments sees the assigned actors, even users they cannot otherwise read.
   return query
     select s.role_id, a.id, a.type, a.display_name, a.created_at, a.updated_at, a.deleted_at
     from app_public.assignments s join app_public.actors a on a.id = s.actor_id
-    where s.actee_id = target and a.deleted_at is null and (only_role is null or s.role_id = only_role)
+    where s.actee_id = listing.target and a.deleted_at is null and (listing.only_role is null or s.role_id = listing.only_role)
     order by s.role_id, a.id;
 end
 $$;
@@ -242,13 +238,8 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  target text := app_hidden.project_actee(project_id);
-  only_role int;
+  listing record := app_hidden.assignment_listing(project_id, role_ref);
 begin
-  perform app_hidden.assert_can('assignment.list', target);
-  if role_ref is not null then
-    only_role := (app_hidden.role_by_ref(role_ref)).id;
-  end if;
   -- Form actees are children of the project's actee; actee_json (extended by the forms work) names the form.
   return query
     select s.role_id, app_hidden.actee_json(f.id)->>'xmlFormId', a.id, a.type, a.display_name, a.created_at,
@@ -256,8 +247,8 @@ begin
     from app_public.actees f
     join app_public.assignments s on s.actee_id = f.id
     join app_public.actors a on a.id = s.actor_id
-    where f.parent = target and f.species = 'form' and a.deleted_at is null
-      and (only_role is null or s.role_id = only_role)
+    where f.parent = listing.target and f.species = 'form' and a.deleted_at is null
+      and (listing.only_role is null or s.role_id = listing.only_role)
       and app_hidden.actee_json(f.id)->>'deletedAt' is null
     order by s.role_id, a.id;
 end
@@ -267,7 +258,7 @@ comment on function app_public.project_form_assignments(int, text) is 'Form-leve
 grant execute on function
   app_hidden.project_actee(int), app_hidden.live_project(int), app_hidden.check_project_fields(jsonb),
   app_public.create_project(jsonb), app_public.update_project(int, jsonb), app_public.replace_project(int, jsonb, jsonb),
-  app_public.delete_project(int), app_hidden.project_form_count(int), app_hidden.project_last_submission(int),
+  app_public.delete_project(int), app_hidden.project_last_submission(int),
   app_hidden.project_dataset_count(int), app_hidden.project_last_entity(int),
   app_public.project_assignments(int, text), app_public.project_form_assignments(int, text)
 to fieldbase_request;

@@ -70,8 +70,7 @@ declare
   project app_public.projects;
   created app_public.actor_properties;
 begin
-  perform app_hidden.assert_can('actor_property.update', app_hidden.project_actee(project_id));
-  project := app_hidden.live_project(project_id);
+  project := app_hidden.live_project(project_id, 'actor_property.update');
   if name is null or not app_hidden.valid_actor_property_name(name) then
     perform app_hidden.problem(400.8, format('Unexpected name value %s; This is not a valid property name.', coalesce(name, 'undefined')),
       jsonb_build_object('field', 'name', 'value', name, 'reason', 'This is not a valid property name.'));
@@ -173,8 +172,7 @@ declare
   project app_public.projects;
   created app_public.actors;
 begin
-  perform app_hidden.assert_can('field_key.create', app_hidden.project_actee(project_id));
-  project := app_hidden.live_project(project_id);
+  project := app_hidden.live_project(project_id, 'field_key.create');
   if coalesce(trim(display_name), '') = '' then
     perform app_hidden.problem(400.2, 'Required parameter displayName missing.', '{"field":"displayName"}');
   end if;
@@ -209,16 +207,25 @@ begin
 end
 $$;
 
+create or replace function app_hidden.live_field_key(project_id int, fk_actor int, verb text) returns app_public.actors
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  perform app_hidden.assert_can(verb, app_hidden.project_actee(project_id));
+  return app_hidden.live_field_key(project_id, fk_actor);
+end
+$$;
+comment on function app_hidden.live_field_key(int, int, text) is 'A live App User of a project, after checking verb on the project: 404.1 (project), 403.1, 404.1 (App User).';
+
 drop function if exists app_public.update_field_key(int, int, jsonb) cascade;
 create function app_public.update_field_key(project_id int, fk_actor int, properties jsonb) returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  target app_public.actors;
+  target app_public.actors := app_hidden.live_field_key(project_id, fk_actor, 'field_key.update');
 begin
-  perform app_hidden.assert_can('field_key.update', app_hidden.project_actee(project_id));
-  target := app_hidden.live_field_key(project_id, fk_actor);
   if properties is null then
     perform app_hidden.problem(400.2, 'Required parameter properties missing.', '{"field":"properties"}');
   end if;
@@ -234,10 +241,8 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  target app_public.actors;
+  target app_public.actors := app_hidden.live_field_key(project_id, fk_actor, 'field_key.delete');
 begin
-  perform app_hidden.assert_can('field_key.delete', app_hidden.project_actee(project_id));
-  target := app_hidden.live_field_key(project_id, fk_actor);
   update app_public.actors set deleted_at = now() where id = target.id;
   delete from app_public.assignments where actor_id = target.id;
   delete from app_private.sessions where actor_id = target.id;

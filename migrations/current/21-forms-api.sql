@@ -6,6 +6,7 @@
  * fields: [{name, path, type, binary, selectMultiple}], attachments: [{name, type}], entities}.
  */
 drop function if exists app_hidden.form_for(int, text) cascade;
+drop function if exists app_hidden.form_for(int, text, text) cascade;
 drop function if exists app_hidden.insert_form_def(app_public.forms, text, jsonb, int) cascade;
 drop function if exists app_hidden.form_warnings(app_public.forms, jsonb, boolean) cascade;
 drop function if exists app_hidden.raise_warnings(jsonb) cascade;
@@ -29,6 +30,7 @@ drop function if exists app_hidden.public_link_count(int) cascade;
 drop function if exists app_public.create_public_link(int, text, text, boolean) cascade;
 drop function if exists app_public.create_public_link(int, text, text, boolean, jsonb) cascade;
 drop function if exists app_public.delete_public_link(int, text, int) cascade;
+drop function if exists app_hidden.public_link_of(int, text, int, text) cascade;
 drop function if exists app_hidden.public_link_token(int) cascade;
 
 create function app_hidden.form_for(project int, xml_form text) returns app_public.forms
@@ -47,6 +49,19 @@ begin
 end
 $$;
 comment on function app_hidden.form_for(int, text) is 'The live form of a project by xmlFormId, or 404.1.';
+
+create function app_hidden.form_for(project int, xml_form text, verb text) returns app_public.forms
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  f app_public.forms := app_hidden.form_for(project, xml_form);
+begin
+  perform app_hidden.assert_can(verb, f.actee_id);
+  return f;
+end
+$$;
+comment on function app_hidden.form_for(int, text, text) is 'The live form of a project by xmlFormId on which the actor holds verb: 404.1 when there is none, then 403.1.';
 
 create function app_hidden.insert_form_def(f app_public.forms, xml text, parsed jsonb, xls_blob int) returns app_public.form_defs
 language plpgsql volatile security definer
@@ -188,12 +203,11 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  p app_public.projects := app_hidden.live_project(project);
+  p app_public.projects := app_hidden.live_project(project, 'form.create');
   f app_public.forms;
   def app_public.form_defs;
   xml_form text := parsed->>'xmlFormId';
 begin
-  perform app_hidden.assert_can('form.create', p.actee_id);
   if not ignore_warnings then
     f.project_id := p.id;
     perform app_hidden.raise_warnings(app_hidden.form_warnings(f, parsed, false), parsed->'xlsFormWarnings');
@@ -224,11 +238,10 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.update');
   old_draft app_public.form_defs;
   def app_public.form_defs;
 begin
-  perform app_hidden.assert_can('form.update', f.actee_id);
   if parsed->>'xmlFormId' is distinct from f.xml_form_id then
     perform app_hidden.problem(400.8, format('Unexpected xmlFormId value %s; does not match the form you are updating', parsed->>'xmlFormId'),
       jsonb_build_object('field', 'xmlFormId', 'value', parsed->>'xmlFormId', 'reason', 'does not match the form you are updating'));
@@ -262,9 +275,8 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.update');
 begin
-  perform app_hidden.assert_can('form.update', f.actee_id);
   perform app_hidden.publish_form(f.id, false);
 end
 $$;
@@ -275,9 +287,8 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.update');
 begin
-  perform app_hidden.assert_can('form.update', f.actee_id);
   if f.current_def_id is null then
     perform app_hidden.problem(409.7, 'Could not delete draft, because the form has not been published. Either delete the whole form, or replace the draft.');
   end if;
@@ -296,10 +307,9 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.update');
   data jsonb := '{}';
 begin
-  perform app_hidden.assert_can('form.update', f.actee_id);
   if new_state is not null and new_state not in ('open', 'closing', 'closed') then
     perform app_hidden.problem(400.8, format('Unexpected state value %s; not a recognized form state.', new_state),
       jsonb_build_object('field', 'state', 'value', new_state, 'reason', 'not a recognized form state.'));
@@ -319,9 +329,8 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.delete');
 begin
-  perform app_hidden.assert_can('form.delete', f.actee_id);
   update app_public.forms set deleted_at = clock_timestamp() where id = f.id;
   perform app_hidden.log_audit('form.delete', f.actee_id, null);
 end
@@ -367,10 +376,9 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.update');
   a app_public.form_attachments;
 begin
-  perform app_hidden.assert_can('form.update', f.actee_id);
   select * into a from app_public.form_attachments where form_def_id = f.draft_def_id and name = file_name;
   if a is null or (blob is null and a.blob_id is null and a.dataset_id is null) then
     perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
@@ -427,10 +435,9 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'public_link.create');
   link app_public.actors;
 begin
-  perform app_hidden.assert_can('public_link.create', f.actee_id);
   if display is null or display = '' then
     perform app_hidden.problem(400.2, 'Required parameter displayName missing.', jsonb_build_object('field', 'displayName'));
   end if;
@@ -448,20 +455,31 @@ end
 $$;
 comment on function app_public.create_public_link(int, text, text, boolean, jsonb) is 'POST /forms/:id/public-links: a Public Link actor with a session token and the pub-link role on the form, optionally with actor property values.';
 
-create function app_public.delete_public_link(project int, xml_form text, link int) returns void
-language plpgsql volatile security definer
+create function app_hidden.public_link_of(project int, xml_form text, link int, verb text) returns app_public.actors
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, verb);
   a app_public.actors;
 begin
-  perform app_hidden.assert_can('public_link.delete', f.actee_id);
   select ac.* into a from app_public.actors ac join app_public.public_links l on l.actor_id = ac.id
   where ac.id = link and l.form_id = f.id and ac.deleted_at is null;
   if a is null then
     perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
   end if;
+  return a;
+end
+$$;
+comment on function app_hidden.public_link_of(int, text, int, text) is 'A live Public Link of a form, after checking verb on the form: 404.1 (form or link), 403.1.';
+
+create function app_public.delete_public_link(project int, xml_form text, link int) returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  a app_public.actors := app_hidden.public_link_of(project, xml_form, link, 'public_link.delete');
+begin
   delete from app_private.sessions where actor_id = a.id;
   delete from app_public.assignments where actor_id = a.id;
   update app_public.actors set deleted_at = clock_timestamp() where id = a.id;
@@ -482,7 +500,7 @@ $$;
 comment on function app_hidden.public_link_token(int) is 'The live session token of a Public Link (null once revoked), for those with public_link.read.';
 
 grant execute on function
-  app_hidden.form_for(int, text),
+  app_hidden.form_for(int, text), app_hidden.form_for(int, text, text),
   app_public.create_form(int, text, jsonb, boolean, boolean, int),
   app_public.create_draft(int, text, text, jsonb, boolean, int, boolean),
   app_public.publish_draft(int, text), app_public.delete_draft(int, text),
@@ -490,14 +508,17 @@ grant execute on function
   app_public.ensure_blob(bytea, text), app_public.set_draft_attachment(int, text, text, int),
   app_hidden.form_created_by(text), app_hidden.def_published_by(text, int), app_hidden.def_publish_notes(text, int),
   app_hidden.public_link_count(int), app_public.create_public_link(int, text, text, boolean, jsonb),
-  app_public.delete_public_link(int, text, int), app_hidden.public_link_token(int)
+  app_hidden.public_link_of(int, text, int, text), app_public.delete_public_link(int, text, int),
+  app_hidden.public_link_token(int)
 to fieldbase_request;
 
-/* Extension points of 10-projects.sql and the foundation, now that forms exist. */
+/* Project extended metadata and the deep PUT of a project's forms (10-projects.sql calls them), and extension
+ * points of the foundation, now that forms exist. */
 create or replace function app_hidden.project_form_count(project_id int) returns int
 language sql stable security definer set search_path = pg_catalog, pg_temp
 as $$ select count(*)::int from app_public.forms f where f.project_id = project_form_count.project_id and f.deleted_at is null $$;
 comment on function app_hidden.project_form_count(int) is 'Live forms in a project (extended metadata).';
+grant execute on function app_hidden.project_form_count(int) to fieldbase_request;
 
 create or replace function app_hidden.form_json(f app_public.forms) returns jsonb
 language sql stable security definer

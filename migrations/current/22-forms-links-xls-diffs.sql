@@ -15,19 +15,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
-  target app_public.actors;
+  target app_public.actors := app_hidden.public_link_of(project, xml_form, link, 'public_link.update');
 begin
-  perform app_hidden.assert_can('public_link.update', f.actee_id);
-  select a.* into target from app_public.actors a join app_public.public_links l on l.actor_id = a.id
-  where a.id = link and l.form_id = f.id and a.deleted_at is null;
-  if target is null then
-    perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
-  end if;
   if properties is null or jsonb_typeof(properties) = 'null' then
     perform app_hidden.problem(400.2, 'Required parameter properties missing.', '{"field":"properties"}');
   end if;
-  perform app_hidden.set_actor_properties(target, f.project_id, properties);
+  perform app_hidden.set_actor_properties(target, project, properties);
   update app_public.actors set updated_at = clock_timestamp() where id = target.id;
 end
 $$;
@@ -67,7 +60,7 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for(project, xml_form);
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'form.update');
   def app_public.form_defs;
   ds_name text;
   ds_id int;
@@ -75,7 +68,6 @@ declare
   published jsonb;
   result jsonb := '[]';
 begin
-  perform app_hidden.assert_can('form.update', f.actee_id);
   select * into def from app_public.form_defs d where d.id = case when for_draft then f.draft_def_id else f.current_def_id end;
   if def.id is null and for_draft then
     perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');

@@ -19,7 +19,7 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for_submissions(project, xml_form, 'submission.read');
+  f app_public.forms := app_hidden.form_for(project, xml_form, 'submission.read');
   def_id int := case when is_draft then f.draft_def_id else f.current_def_id end;
 begin
   if def_id is null then

@@ -7,22 +7,10 @@
 
 drop function if exists app_hidden.form_for_submissions(int, text, text) cascade;
 create function app_hidden.form_for_submissions(project int, xml_form text, verb text) returns app_public.forms
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, pg_temp
-as $$
-declare
-  f app_public.forms;
-begin
-  select fo.* into f from app_public.forms fo join app_public.projects p on p.id = fo.project_id
-  where fo.project_id = project and fo.xml_form_id = xml_form and fo.deleted_at is null and p.deleted_at is null;
-  if f.id is null then
-    perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
-  end if;
-  perform app_hidden.assert_can(verb, f.actee_id);
-  return f;
-end
-$$;
-comment on function app_hidden.form_for_submissions(int, text, text) is 'A live form of a project by xmlFormId on which the actor holds verb; 404.1 or 403.1 otherwise.';
+as $$ select app_hidden.form_for(project, xml_form, verb) $$;
+comment on function app_hidden.form_for_submissions(int, text, text) is 'Another name of app_hidden.form_for(project, xml_form, verb), kept for the export routes that still call it.';
 
 drop function if exists app_hidden.submission_form_def(int, text, text, boolean, text) cascade;
 create function app_hidden.submission_form_def(project int, xml_form text, form_version text, is_draft boolean, token text)
@@ -234,7 +222,7 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  f app_public.forms := app_hidden.form_for_submissions(project, xml_form, verb);
+  f app_public.forms := app_hidden.form_for(project, xml_form, verb);
   s app_public.submissions;
 begin
   select * into s from app_public.submissions x
@@ -340,6 +328,24 @@ end
 $$;
 comment on function app_public.add_submission_comment(int, text, text, text) is 'Adds a reviewer''s comment to a submission (submission.update).';
 
+drop function if exists app_hidden.replace_attachment_blob(int, text, int) cascade;
+create function app_hidden.replace_attachment_blob(def_id int, file_name text, new_blob int) returns int
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  old_blob int;
+begin
+  select blob_id into old_blob from app_public.submission_attachments where submission_def_id = def_id and name = file_name;
+  if not found then
+    perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
+  end if;
+  update app_public.submission_attachments set blob_id = new_blob where submission_def_id = def_id and name = file_name;
+  return old_blob;
+end
+$$;
+comment on function app_hidden.replace_attachment_blob(int, text, int) is 'Sets (or clears, with null) the file of an expected attachment of one submission version and returns the old blob id; 404.1 when the version expects no such file. Callers check rights and audit.';
+
 drop function if exists app_public.set_submission_attachment(int, text, text, boolean, text, text, bytea) cascade;
 create function app_public.set_submission_attachment(project int, xml_form text, instance text, is_draft boolean, file_name text,
                                                      content_type text, content bytea)
@@ -354,12 +360,8 @@ declare
   new_blob int;
 begin
   select * into cur from app_public.submission_defs where submission_id = s.id and current;
-  select blob_id into old_blob from app_public.submission_attachments where submission_def_id = cur.id and name = file_name;
-  if not found then
-    perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
-  end if;
   new_blob := case when content is null then null else app_hidden.submission_blob(content, content_type) end;
-  update app_public.submission_attachments set blob_id = new_blob where submission_def_id = cur.id and name = file_name;
+  old_blob := app_hidden.replace_attachment_blob(cur.id, file_name, new_blob);
   perform app_hidden.log_audit('submission.attachment.update', (select actee_id from app_public.forms where id = s.form_id),
     jsonb_build_object('instanceId', s.instance_id, 'submissionDefId', cur.id, 'name', file_name, 'oldBlobId', old_blob, 'newBlobId', new_blob));
 end
@@ -387,7 +389,7 @@ set search_path = pg_catalog, pg_temp
 as $$
   select a.* from app_public.actors a
   where a.id in (select s.submitter_id from app_public.submissions s
-                 where s.form_id = (app_hidden.form_for_submissions(project, xml_form, 'submission.read')).id
+                 where s.form_id = (app_hidden.form_for(project, xml_form, 'submission.read')).id
                    and s.draft = is_draft and s.deleted_at is null)
   order by a.display_name, a.id
 $$;

@@ -15,10 +15,9 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  p app_public.projects := app_hidden.live_project(project);
+  p app_public.projects := app_hidden.live_project(project, 'project.update');
   new_key int;
 begin
-  perform app_hidden.assert_can('project.update', p.actee_id);
   -- Serialise with concurrent enabling of the same project.
   select * into p from app_public.projects where id = p.id for update;
   if p.key_id is not null then
@@ -44,12 +43,11 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   f app_public.forms := app_hidden.form_for(project, xml_form);
-  p app_public.projects := app_hidden.live_project(project);
+  p app_public.projects := app_hidden.live_project(project, 'project.update');
   base app_public.forms;
   def app_public.form_defs;
   old_draft app_public.form_defs;
 begin
-  perform app_hidden.assert_can('project.update', p.actee_id);
   if p.key_id is null or (published_xml is null and draft_xml is null) then
     return;
   end if;

@@ -56,11 +56,7 @@ declare
   old_blob int;
 begin
   select d.id into def_id from app_public.submission_defs d where d.submission_id = s.id and d.instance_id = version_instance;
-  select a.blob_id into old_blob from app_public.submission_attachments a where a.submission_def_id = def_id and a.name = file_name;
-  if not found then
-    perform app_hidden.problem(404.1, 'Could not find the resource you were looking for.');
-  end if;
-  update app_public.submission_attachments set blob_id = null where submission_def_id = def_id and name = file_name;
+  old_blob := app_hidden.replace_attachment_blob(def_id, file_name, null);
   perform app_hidden.log_audit('submission.attachment.update', (select actee_id from app_public.forms where id = s.form_id),
     jsonb_build_object('submissionId', s.id, 'instanceId', s.instance_id, 'submissionDefId', def_id, 'name', file_name, 'oldBlobId', old_blob, 'newBlobId', null));
 end

@@ -68,21 +68,13 @@ $$;
 comment on function app_public.grant_reader(name, text) is 'Owner-only: lets a database login role read form_data (and app_public) with the rights of the user with this email.';
 revoke execute on function app_public.grant_reader(name, text) from public;
 
-/* Typed readings of submission text: a value that does not fit its type reads as null, never an error. */
-create or replace function app_hidden.as_bigint(v text) returns bigint
-language sql immutable parallel safe
-set search_path = pg_catalog, pg_temp
-as $$ select case when v ~ '^\s*[-+]?\d{1,18}\s*$' then v::bigint end $$;
-
-create or replace function app_hidden.as_numeric(v text) returns numeric
-language sql immutable parallel safe
-set search_path = pg_catalog, pg_temp
-as $$ select case when v ~ '^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$' then v::numeric end $$;
-
-create or replace function app_hidden.as_boolean(v text) returns boolean
-language sql immutable parallel safe
-set search_path = pg_catalog, pg_temp
-as $$ select case lower(trim(v)) when 'true' then true when '1' then true when 'false' then false when '0' then false end $$;
+/* Typed readings of submission text: a value that does not fit its type reads as null, never an error. Whole
+ * numbers, decimals, booleans and dateTimes read as in the OData feeds (app_hidden.odata_int, odata_decimal,
+ * odata_boolean, odata_timestamptz in migrations/current/30-odata.sql); dates take the first yyyy-mm-dd. */
+drop function if exists app_hidden.as_bigint(text) cascade;
+drop function if exists app_hidden.as_numeric(text) cascade;
+drop function if exists app_hidden.as_boolean(text) cascade;
+drop function if exists app_hidden.as_timestamptz(text) cascade;
 
 create or replace function app_hidden.as_date(v text) returns date
 language plpgsql immutable parallel safe
@@ -90,17 +82,6 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
   return case when v ~ '^\s*\d{4}-\d\d-\d\d' then substring(v from '\d{4}-\d\d-\d\d')::date end;
-exception when others then
-  return null;
-end
-$$;
-
-create or replace function app_hidden.as_timestamptz(v text) returns timestamptz
-language plpgsql stable parallel safe
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  return case when v ~ '^\s*\d{4}-\d\d-\d\d' then v::timestamptz end;
 exception when others then
   return null;
 end
@@ -116,10 +97,10 @@ as $$
     from unnest(string_to_array(trim(v), ';')) with ordinality as t(p, ord)
     where trim(p) <> ''
   ), coords as (
-    select ord, jsonb_build_array(app_hidden.as_numeric(parts[2]), app_hidden.as_numeric(parts[1]))
-             || case when app_hidden.as_numeric(parts[3]) is not null
-                     then jsonb_build_array(app_hidden.as_numeric(parts[3])) else '[]'::jsonb end as xy,
-           app_hidden.as_numeric(parts[1]) is not null and app_hidden.as_numeric(parts[2]) is not null as ok
+    select ord, jsonb_build_array(app_hidden.odata_decimal(parts[2]), app_hidden.odata_decimal(parts[1]))
+             || case when app_hidden.odata_decimal(parts[3]) is not null
+                     then jsonb_build_array(app_hidden.odata_decimal(parts[3])) else '[]'::jsonb end as xy,
+           app_hidden.odata_decimal(parts[1]) is not null and app_hidden.odata_decimal(parts[2]) is not null as ok
     from points
   )
   select case
@@ -131,9 +112,7 @@ as $$
 $$;
 comment on function app_hidden.as_geojson(text, text) is 'ODK geopoint/geotrace/geoshape text as GeoJSON (lon, lat[, alt]); null when malformed.';
 
-grant execute on function app_hidden.as_bigint(text), app_hidden.as_numeric(text), app_hidden.as_boolean(text),
-  app_hidden.as_date(text), app_hidden.as_timestamptz(text), app_hidden.as_geojson(text, text)
-  to fieldbase_request, fieldbase_reader;
+grant execute on function app_hidden.as_date(text), app_hidden.as_geojson(text, text) to fieldbase_request, fieldbase_reader;
 
 create or replace function app_hidden.typed_field_sql(source text, f app_public.form_fields) returns text
 language sql immutable
@@ -142,11 +121,11 @@ as $$
   -- source is a jsonb expression of the element the field's path is relative to.
   select case
     when f.select_multiple then format('string_to_array(nullif(%s, ''''), '' '')', source)
-    when f.type = 'int' then format('app_hidden.as_bigint(%s)', source)
-    when f.type = 'decimal' then format('app_hidden.as_numeric(%s)', source)
-    when f.type = 'boolean' then format('app_hidden.as_boolean(%s)', source)
+    when f.type = 'int' then format('app_hidden.odata_int(%s)', source)
+    when f.type = 'decimal' then format('app_hidden.odata_decimal(%s)', source)
+    when f.type = 'boolean' then format('app_hidden.odata_boolean(%s)', source)
     when f.type = 'date' then format('app_hidden.as_date(%s)', source)
-    when f.type = 'dateTime' then format('app_hidden.as_timestamptz(%s)', source)
+    when f.type = 'dateTime' then format('app_hidden.odata_timestamptz(%s)', source)
     when f.type in ('geopoint', 'geotrace', 'geoshape') then format('app_hidden.as_geojson(%s, %L)', source, f.type)
     else source
   end
@@ -228,7 +207,7 @@ begin
     for i in 1 .. depth loop
       rel := substr(levels[i], length(prefix) + 2);
       joins := joins || format(' cross join lateral jsonb_array_elements(coalesce(%s #> %L, ''[]'')) with ordinality as r%s(value, n)',
-        case when i = 1 then 'd.data' else 'r' || (i - 1) || '.value' end,
+        case when i = 1 then 'x.doc' else 'r' || (i - 1) || '.value' end,
         string_to_array(rel, '/')::text, i);
       prefix := levels[i];
     end loop;
@@ -256,7 +235,7 @@ begin
     loop
       rel := substr(fld.path, length(prefix) + 2);
       cols := cols || format(', %s as %I',
-        app_hidden.typed_field_sql(format('(%s #>> %L)', case when depth = 0 then 'd.data' else 'r' || depth || '.value' end,
+        app_hidden.typed_field_sql(format('(%s #>> %L)', case when depth = 0 then 'x.doc' else 'r' || depth || '.value' end,
                                           string_to_array(rel, '/')::text), fld),
         replace(rel, '/', '_'));
     end loop;
@@ -265,7 +244,10 @@ begin
     execute format(
       'create view form_data.%I with (security_invoker = true) as select %s from app_public.submissions s '
       || 'join app_public.submission_defs d on d.submission_id = s.id and d.current '
-      || 'join app_public.form_defs fd on fd.id = d.form_def_id%s '
+      || 'join app_public.form_defs fd on fd.id = d.form_def_id '
+      -- The data is read once per row (offset 0 keeps the planner from substituting it back into every
+      -- column): each separate reference to the stored jsonb would decompress it again.
+      || 'cross join lateral (select d.data || ''{}''::jsonb as doc offset 0) x%s '
       || 'where s.form_id = %s and not s.draft and s.deleted_at is null',
       vname, cols, joins, f.id);
     execute format('comment on view form_data.%I is %L', vname,

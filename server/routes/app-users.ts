@@ -2,16 +2,11 @@
 // An App User's token is revoked through DELETE /v1/sessions/:token (routes/sessions.ts).
 import { Router, type Request } from 'express';
 import type { Db } from '../db.ts';
-import { body, transaction, one, many, extended, idParam, optionalString, success } from '../http.ts';
+import { body, transaction, one, many, extended, idParam, optionalString, success, propertiesOf } from '../http.ts';
 import { problems } from '../errors.ts';
 import { appUserJson, extendedAppUserJson, type AppUserRow } from '../formats/projects.ts';
 
 export const appUsers = Router();
-
-/** The properties object of a body, as JSON for SQL (which checks names and values); null when absent. */
-function propertiesOf(b: Record<string, unknown>): string | null {
-  return b.properties === undefined || b.properties === null ? null : JSON.stringify(b.properties);
-}
 
 function appUser(db: Db, projectId: number, actorId: number): Promise<AppUserRow> {
   return one<AppUserRow>(db, 'select * from app_public.project_field_keys($1, $2)', [projectId, actorId]);

@@ -6,7 +6,7 @@ import { Problem } from '../errors.ts';
 import { parseXForm, setVersion } from '../formats/xform.ts';
 import {
   rawBody, hasBody, readUpload, storeExcel, storeItemsets, parsedJson, sendExcel, isTrue, readForm, projectParam, formParam,
-  formJson, extendedFormJson, extendedRow, sendXml,
+  formJson, extendedFormJson, extendedRow, sendXml, formActee,
 } from './forms-common.ts';
 import { applyProjectKey } from './project-key.ts';
 import { versionResources } from './forms.ts';
@@ -18,8 +18,7 @@ const draft = '/v1/projects/:projectId/forms/:xmlFormId/draft';
 drafts.post(draft, rawBody, async (req, res) => {
   const projectId = projectParam(req);
   const xmlFormId = formParam(req);
-  await transaction(req, (db) => db.query(`select app_hidden.assert_can('form.update', (app_hidden.form_for($1, $2)).actee_id)`,
-    [projectId, xmlFormId]));
+  await transaction(req, (db) => formActee(db, projectId, xmlFormId, 'form.update'));
   const upload = hasBody(req) ? await readUpload(req) : null;
   await transaction(req, async (db) => {
     if (upload) {
@@ -83,7 +82,7 @@ drafts.post(`${draft}/publish`, async (req, res) => {
   await transaction(req, async (db) => {
     if (version !== null && version !== '') {
       // A new version string is written into the draft's XML (a new draft version), which is then published.
-      await db.query(`select app_hidden.assert_can('form.update', (app_hidden.form_for($1, $2)).actee_id)`, [projectId, xmlFormId]);
+      await formActee(db, projectId, xmlFormId, 'form.update');
       const form = await readForm(db, projectId, xmlFormId, { kind: 'draft' });
       const { rows: [def] } = await db.query('select xml, xls_blob_id from app_public.form_defs where id = $1', [form.def_id]);
       const xml = setVersion(def.xml, version);

@@ -38,7 +38,7 @@ enketo.get('/v1/projects/:projectId/forms/:xmlFormId/submissions/:instanceId/edi
     const s = await one<{ state: string; def_id: number; def_instance_id: string; xml: string }>(db,
       `select (f).state, d.id as def_id, d.instance_id as def_instance_id, d.xml
        from (select app_hidden.submission_for($1, $2, $3, false, 'submission.update') s,
-                    app_hidden.form_for_submissions($1, $2, 'submission.update') f) x
+                    app_hidden.form_for($1, $2, 'submission.update') f) x
        join app_public.submission_defs d on d.submission_id = (x.s).id and d.current`, [projectId, xmlFormId, instanceId]);
     if (s.state !== 'open') {
       throw new Problem(409.12, 'You are trying to edit a submission of a Form that is in Closing or Closed state. In this version of Central, you can only edit the submissions of Open Forms. We will fix this in a future version for Central.');

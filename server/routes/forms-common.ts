@@ -179,6 +179,13 @@ export async function readForm(db: Db, projectId: number, xmlFormId: string, ver
   return row;
 }
 
+/** The actee of a live form after checking verb on it: 404.1 when there is none, then 403.1. */
+export async function formActee(db: Db, projectId: number, xmlFormId: string, verb: string): Promise<string> {
+  const { rows: [f] } = await db.query<{ actee_id: string }>('select actee_id from app_hidden.form_for($1, $2, $3)',
+    [projectId, xmlFormId, verb]);
+  return f.actee_id;
+}
+
 export function projectParam(req: Request): number {
   return idParam(String(req.params.projectId));
 }

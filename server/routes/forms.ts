@@ -9,7 +9,7 @@ import { projectEmbeds } from './project-embeds.ts';
 import {
   rawBody, readUpload, storeExcel, storeItemsets, parsedJson, sendExcel, isTrue, readForm, projectParam, formParam, formJson,
   formColumns, extendedColumns, extendedFormJson, extendedRow, fieldsOf, fieldJson, attachmentsOf, attachmentJson,
-  sendAttachment, sendXml, type FormRow, type ExtendedRow, type Version,
+  sendAttachment, sendXml, formActee, type FormRow, type ExtendedRow, type Version,
 } from './forms-common.ts';
 import { applyProjectKey } from './project-key.ts';
 
@@ -154,7 +154,7 @@ forms.get(`${base}/:xmlFormId/versions`, async (req, res) => {
   const projectId = projectParam(req);
   const xmlFormId = formParam(req);
   const rows = await transaction(req, async (db) => {
-    await db.query(`select app_hidden.assert_can('form.update', (app_hidden.form_for($1, $2)).actee_id)`, [projectId, xmlFormId]);
+    await formActee(db, projectId, xmlFormId, 'form.update');
     const { rows } = await db.query(
       `select ${formColumns}, d.id as target_def_id,
               app_hidden.def_published_by(f.actee_id, d.id) as published_by,
@@ -186,15 +186,9 @@ forms.get(`${base}/:xmlFormId/dataset-diff`, async (req, res) => {
 // ----------------------------------------------------------------------------------------------
 // Role assignments on one form.
 
-async function formActee(db: Db, req: Request, verb: string): Promise<string> {
-  const { rows: [f] } = await db.query(
-    `select f.actee_id, app_hidden.assert_can($3, f.actee_id) from app_hidden.form_for($1, $2) f`, [projectParam(req), formParam(req), verb]);
-  return f.actee_id;
-}
-
 forms.get(`${base}/:xmlFormId/assignments`, async (req, res) => {
   const rows = await transaction(req, async (db) => {
-    const actee = await formActee(db, req, 'assignment.list');
+    const actee = await formActee(db, projectParam(req), formParam(req), 'assignment.list');
     const { rows } = await db.query(
       `select s.actor_id, s.role_id, app_hidden.actor_json(a) as actor from app_public.assignments s
        join lateral (select * from app_public.actors x where x.id = s.actor_id) a on true
@@ -206,7 +200,7 @@ forms.get(`${base}/:xmlFormId/assignments`, async (req, res) => {
 
 forms.get(`${base}/:xmlFormId/assignments/:roleId`, async (req, res) => {
   const rows = await transaction(req, async (db) => {
-    const actee = await formActee(db, req, 'assignment.list');
+    const actee = await formActee(db, projectParam(req), formParam(req), 'assignment.list');
     const { rows } = await db.query(
       `select app_hidden.actor_json(a) as actor from app_public.assignments s join app_public.actors a on a.id = s.actor_id
        where s.actee_id = $1 and s.role_id = (app_hidden.role_by_ref($2)).id and a.deleted_at is null order by a.id`,

@@ -93,16 +93,11 @@ projects.delete('/v1/projects/:id', async (req, res) => {
 
 type AssignedActor = ActorRow & { role_id: number; xml_form_id?: string };
 
-projects.get('/v1/projects/:id/assignments/forms', async (req, res) => {
-  const id = idParam(req.params.id);
-  const rows = await transaction(req, (db) => many<AssignedActor>(db, 'select * from app_public.project_form_assignments($1)', [id]));
-  res.json(rows.map((r) => formAssignmentJson(req, r)));
-});
-
-projects.get('/v1/projects/:id/assignments/forms/:roleId', async (req, res) => {
+// All form-level assignments, or those of one role.
+projects.get('/v1/projects/:id/assignments/forms{/:roleId}', async (req, res) => {
   const id = idParam(req.params.id);
   const rows = await transaction(req, (db) =>
-    many<AssignedActor>(db, 'select * from app_public.project_form_assignments($1, $2)', [id, req.params.roleId]));
+    many<AssignedActor>(db, 'select * from app_public.project_form_assignments($1, $2)', [id, req.params.roleId ?? null]));
   res.json(rows.map((r) => formAssignmentJson(req, r)));
 });
 
@@ -125,18 +120,12 @@ projects.get('/v1/projects/:id/assignments/:roleId', async (req, res) => {
   res.json(rows.map(actorJson));
 });
 
-projects.post('/v1/projects/:id/assignments/:roleId/:actorId', async (req, res) => {
-  const id = idParam(req.params.id);
-  const actorId = idParam(req.params.actorId);
-  await transaction(req, (db) => db.query('select app_public.assign_role($1, $2, app_hidden.project_actee($3))',
-    [req.params.roleId, actorId, id]));
-  res.json(success);
-});
-
-projects.delete('/v1/projects/:id/assignments/:roleId/:actorId', async (req, res) => {
-  const id = idParam(req.params.id);
-  const actorId = idParam(req.params.actorId);
-  await transaction(req, (db) => db.query('select app_public.unassign_role($1, $2, app_hidden.project_actee($3))',
-    [req.params.roleId, actorId, id]));
-  res.json(success);
-});
+for (const [method, fn] of [['post', 'assign_role'], ['delete', 'unassign_role']] as const) {
+  projects[method]('/v1/projects/:id/assignments/:roleId/:actorId', async (req, res) => {
+    const id = idParam(req.params.id);
+    const actorId = idParam(req.params.actorId);
+    await transaction(req, (db) => db.query(`select app_public.${fn}($1, $2, app_hidden.project_actee($3))`,
+      [req.params.roleId, actorId, id]));
+    res.json(success);
+  });
+}

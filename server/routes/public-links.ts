@@ -1,9 +1,9 @@
 // Public Links of a form: actors of type public_link whose token (?st=) lets anyone fill that one form.
 import { Router } from 'express';
 import type { Db } from '../db.ts';
-import { transaction, extended, body, idParam, success, optionalString } from '../http.ts';
+import { transaction, extended, body, idParam, success, optionalString, propertiesOf } from '../http.ts';
 import { problems } from '../errors.ts';
-import { projectParam, formParam } from './forms-common.ts';
+import { projectParam, formParam, formActee } from './forms-common.ts';
 
 export const publicLinks = Router();
 
@@ -31,18 +31,9 @@ function linkJson(r: Record<string, any>, isExtended: boolean) {
   };
 }
 
-/** The properties object of a body, as JSON for SQL (which checks names and values); null when absent. */
-function propertiesOf(b: Record<string, unknown>): string | null {
-  return b.properties === undefined || b.properties === null ? null : JSON.stringify(b.properties);
-}
-
-async function assertFormVerb(db: Db, projectId: number, xmlFormId: string, verb: string) {
-  await db.query('select app_hidden.assert_can($3, (app_hidden.form_for($1, $2)).actee_id)', [projectId, xmlFormId, verb]);
-}
-
 publicLinks.get(path, async (req, res) => {
   const rows = await transaction(req, async (db) => {
-    await assertFormVerb(db, projectParam(req), formParam(req), 'public_link.list');
+    await formActee(db, projectParam(req), formParam(req), 'public_link.list');
     return links(db, projectParam(req), formParam(req), null);
   });
   res.json(rows.map((r) => linkJson(r, extended(req))));
@@ -63,7 +54,7 @@ publicLinks.post(path, async (req, res) => {
 publicLinks.get(`${path}/:linkId`, async (req, res) => {
   const linkId = idParam(req.params.linkId);
   const row = await transaction(req, async (db) => {
-    await assertFormVerb(db, projectParam(req), formParam(req), 'public_link.read');
+    await formActee(db, projectParam(req), formParam(req), 'public_link.read');
     return (await links(db, projectParam(req), formParam(req), linkId))[0];
   });
   if (!row) throw problems.notFound();

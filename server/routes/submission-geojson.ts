@@ -27,7 +27,7 @@ interface GeoQuery {
 }
 
 async function featureCollection(db: Db, req: Request, q: GeoQuery): Promise<unknown> {
-  const form = await one<{ id: number }>(db, `select (app_hidden.form_for_submissions($1, $2, 'submission.read')).id`,
+  const form = await one<{ id: number }>(db, `select id from app_hidden.form_for($1, $2, 'submission.read')`,
     [idParam(String(req.params.projectId)), String(req.params.xmlFormId)]);
   const fieldpath = single(req.query.fieldpath) ?? null;
   const row = await one<{ geojson: unknown }>(db,
@@ -58,7 +58,7 @@ submissionGeojson.get(`${base}.geojson`, async (req, res) => {
 /** 404.1 unless the (live) submission exists; the feature collection itself may be empty. */
 async function assertSubmission(db: Db, req: Request, instanceId: string, versionId?: string) {
   await one(db, `select 1 from app_public.submissions s join app_public.submission_defs d on d.submission_id = s.id
-    where s.form_id = (app_hidden.form_for_submissions($1, $2, 'submission.read')).id and not s.draft and s.deleted_at is null
+    where s.form_id = (app_hidden.form_for($1, $2, 'submission.read')).id and not s.draft and s.deleted_at is null
       and s.instance_id = $3 and ($4::text is null or d.instance_id = $4) limit 1`,
   [idParam(String(req.params.projectId)), String(req.params.xmlFormId), instanceId, versionId ?? null]);
 }

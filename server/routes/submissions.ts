@@ -28,7 +28,7 @@ function target(req: Request, draft: boolean): Target {
 /** The form (checked for verb) whose submissions a route reads. */
 async function formId(db: Db, t: Target, verb: string): Promise<number> {
   const row = await one<{ id: number; draft_def_id: number | null }>(db,
-    'select (f).id, (f).draft_def_id from (select app_hidden.form_for_submissions($1, $2, $3) f) x', [t.projectId, t.xmlFormId, verb]);
+    'select id, draft_def_id from app_hidden.form_for($1, $2, $3)', [t.projectId, t.xmlFormId, verb]);
   if (t.draft && row.draft_def_id === null) throw problems.notFound();
   return row.id;
 }
