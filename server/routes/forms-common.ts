@@ -229,11 +229,16 @@ export const extendedColumns = `
   (select b.content_type from app_public.blobs b where b.id = d.xls_blob_id) as excel_content_type,
   coalesce(jsonb_array_length(d.entities->'datasets') > 0, false) as entity_related,
   app_hidden.public_link_count(f.id) as public_links,
-  app_hidden.def_publish_notes(f.actee_id, f.current_def_id) as publish_notes`;
+  app_hidden.def_publish_notes(f.actee_id, f.current_def_id) as publish_notes,
+  app_hidden.actor_can('form.update', f.actee_id) as can_update,
+  app_hidden.def_published_by(f.actee_id, d.id) as published_by`;
 
 export interface ExtendedRow extends FormRow {
   submissions: number; received: number; has_issues: number; edited: number; last_submission: Date | null;
   created_by: unknown; excel_content_type: string | null; entity_related: boolean; public_links: number; publish_notes: string | null;
+  /** Whether the caller may update the form: only then is publishNotes shown (null when none were given). */
+  can_update: boolean;
+  published_by: unknown;
 }
 
 export function extendedFormJson(r: ExtendedRow) {
@@ -246,7 +251,7 @@ export function extendedFormJson(r: ExtendedRow) {
     excelContentType: r.excel_content_type,
     publicLinks: r.public_links ?? 0,
     createdBy: r.created_by ?? null,
-    ...(r.publish_notes !== null ? { publishNotes: r.publish_notes } : {}),
+    ...(r.can_update ? { publishNotes: r.publish_notes } : {}),
   };
 }
 

@@ -76,15 +76,18 @@ async function sendFormResource(req: Request, res: Response, ref: string, versio
   const projectId = projectParam(req);
   const suffix = /\.(xml|xlsx|xls)$/.exec(ref)?.[1];
   const id = suffix ? ref.slice(0, -suffix.length - 1) : ref;
+  const wanted = version(id);
   await transaction(req, async (db) => {
-    const form = await readForm(db, projectId, name(id), version(id));
+    const form = await readForm(db, projectId, name(id), wanted);
     if (suffix === 'xml') {
       const { rows: [def] } = await db.query('select xml from app_public.form_defs where id = $1', [form.def_id]);
       sendXml(res, def.xml);
     } else if (suffix) {
       await sendExcel(db, res, form, suffix as 'xlsx' | 'xls');
     } else if (extended(req)) {
-      res.json(extendedFormJson(await extendedRow(db, form.id, form.def_id!)));
+      const row = await extendedRow(db, form.id, form.def_id!);
+      // A published version's extended metadata also names who published it (Central's ExtendedFormVersion).
+      res.json(wanted.kind === 'version' ? { ...extendedFormJson(row), publishedBy: row.published_by ?? null } : extendedFormJson(row));
     } else {
       res.json(formJson(form));
     }
@@ -167,7 +170,7 @@ forms.get(`${base}/:xmlFormId/versions`, async (req, res) => {
   });
   res.json(rows.map((r) => (extended(req)
     ? { ...formJson(r), publishedBy: r.published_by ?? null, excelContentType: r.excel_content_type,
-        ...(r.publish_notes !== null ? { publishNotes: r.publish_notes } : {}) }
+        publishNotes: r.publish_notes }
     : formJson(r))));
 });
 

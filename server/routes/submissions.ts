@@ -42,7 +42,7 @@ async function submissionRow(db: Db, t: Target, instanceId: string, verb: string
 }
 
 function sendXml(res: Response, xml: string) {
-  res.status(200).type('text/xml; charset=utf-8').send(xml);
+  res.status(200).type('application/xml; charset=utf-8').send(xml);
 }
 
 for (const base of bases) {
@@ -137,6 +137,23 @@ for (const base of bases) {
     });
     sendFile(req, res, String(req.params.filename), file);
   });
+
+  // Uploading or clearing an expected file of the current version (draft test submissions too).
+  submissions.post(`${base.path}/:instanceId/attachments/:filename`, async (req, res) => {
+    const t = target(req, draft);
+    const content = await readBody(req);
+    await transaction(req, (db) => db.query('select app_public.set_submission_attachment($1, $2, $3, $4, $5, $6, $7)',
+      [t.projectId, t.xmlFormId, String(req.params.instanceId), draft, String(req.params.filename),
+        req.get('content-type') ?? 'application/octet-stream', content]));
+    res.json(success);
+  });
+
+  submissions.delete(`${base.path}/:instanceId/attachments/:filename`, async (req, res) => {
+    const t = target(req, draft);
+    await transaction(req, (db) => db.query('select app_public.set_submission_attachment($1, $2, $3, $4, $5, null, null)',
+      [t.projectId, t.xmlFormId, String(req.params.instanceId), draft, String(req.params.filename)]));
+    res.json(success);
+  });
 }
 
 async function attachmentList(db: Db, defId: number) {
@@ -205,10 +222,11 @@ submissions.post(`${base}/restore`, async (req, res) => {
 submissions.get(`${base}/audits`, async (req, res) => {
   const t = published(req);
   const ext = extended(req);
-  const rows = await transaction(req, (db) => many<AuditRow & { actor: unknown }>(db,
-    `select a.*, app_hidden.submission_actor_json(a.actor_id) as actor from app_public.submission_audits($1, $2, $3) a`,
-    [t.projectId, t.xmlFormId, String(req.params.instanceId)]));
-  res.json(rows.map((r) => ({ ...auditJson(r), ...(ext ? { actor: r.actor ?? null } : {}) })));
+  const rows = await transaction(req, (db) => many<AuditRow & { actor: unknown; actee: unknown }>(db,
+    `select a.*, app_hidden.submission_actor_json(a.actor_id) as actor, case when $4 then app_hidden.actee_json(a.actee_id) end as actee
+     from app_public.submission_audits($1, $2, $3) a`,
+    [t.projectId, t.xmlFormId, String(req.params.instanceId), ext]));
+  res.json(rows.map((r) => ({ ...auditJson(r), ...(ext ? { actor: r.actor ?? null, actee: r.actee ?? null } : {}) })));
 });
 
 submissions.get(`${base}/comments`, async (req, res) => {
@@ -231,22 +249,6 @@ submissions.post(`${base}/comments`, async (req, res) => {
   res.json({ body: c.body, actorId: c.actor_id, createdAt: c.created_at });
 });
 
-submissions.post(`${base}/attachments/:filename`, async (req, res) => {
-  const t = published(req);
-  const content = await readBody(req);
-  await transaction(req, (db) => db.query('select app_public.set_submission_attachment($1, $2, $3, false, $4, $5, $6)',
-    [t.projectId, t.xmlFormId, String(req.params.instanceId), String(req.params.filename),
-      req.get('content-type') ?? 'application/octet-stream', content]));
-  res.json(success);
-});
-
-submissions.delete(`${base}/attachments/:filename`, async (req, res) => {
-  const t = published(req);
-  await transaction(req, (db) => db.query('select app_public.set_submission_attachment($1, $2, $3, false, $4, null, null)',
-    [t.projectId, t.xmlFormId, String(req.params.instanceId), String(req.params.filename)]));
-  res.json(success);
-});
-
 /** The versions of a submission, newest first. */
 async function versions(db: Db, t: Target, instanceId: string, ext: boolean) {
   const s = await submissionRow(db, t, instanceId, 'submission.read', false);
@@ -255,6 +257,11 @@ async function versions(db: Db, t: Target, instanceId: string, ext: boolean) {
             fd.version as form_version ${ext ? ', app_hidden.submission_actor_json(d.submitter_id) as submitter' : ''}
      from app_public.submission_defs d join app_public.form_defs fd on fd.id = d.form_def_id
      where d.submission_id = $1 order by d.id desc`, [s.id]);
+}
+
+/** A version as Central shows it, with the version of the form it was submitted to (plain and extended). */
+function versionWithFormVersion(v: VersionRow & { form_version: string }, ext: boolean) {
+  return { ...versionJson(v, ext), formVersion: v.form_version };
 }
 
 async function version(db: Db, req: Request, ext: boolean) {
@@ -270,14 +277,14 @@ async function version(db: Db, req: Request, ext: boolean) {
 submissions.get(`${base}/versions`, async (req, res) => {
   const ext = extended(req);
   const rows = await transaction(req, (db) => versions(db, published(req), String(req.params.instanceId), ext));
-  res.json(rows.map((v) => versionJson({ ...v, form_version: undefined }, ext)));
+  res.json(rows.map((v) => versionWithFormVersion(v, ext)));
 });
 
 submissions.get(`${base}/versions/:versionId`, async (req, res) => {
   const ext = extended(req);
   const { v, asXml } = await transaction(req, (db) => version(db, req, ext));
   if (asXml) sendXml(res, v.xml);
-  else res.json(versionJson(v, ext));
+  else res.json(versionWithFormVersion(v, ext));
 });
 
 submissions.get(`${base}/versions/:versionId/attachments`, async (req, res) => {

@@ -232,3 +232,33 @@ test.serial('form assignments and public links', async (t) => {
   t.deepEqual((await f.server.request(`${formPath('one_question')}/public-links/${created.body.id}`, { method: 'DELETE', token })).body, { success: true });
   t.is((await f.server.request(`${formPath('one_question')}?st=${encodeURIComponent(created.body.token)}`)).status, 401);
 });
+
+test.serial('extended metadata shows publishNotes (null when none) to those who may update the form, and who published a version', async (t) => {
+  const token = f.alice.token;
+  const pid = await createProject(f.server, token, 'Publish notes');
+  t.is((await upload(f.server, token, pid, readForm('basic-one-question-v1'), '?publish=true')).status, 200);
+  const form = `/v1/projects/${pid}/forms/one_question`;
+  const ext = { 'x-extended-metadata': 'true' };
+  const details = await f.server.request(form, { token, headers: ext });
+  t.true('publishNotes' in details.body);
+  t.is(details.body.publishNotes, null);
+  const version1 = await f.server.request(`${form}/versions/1`, { token, headers: ext });
+  t.is(version1.status, 200);
+  t.like(version1.body, { version: '1', publishNotes: null, publishedBy: { id: f.alice.id, displayName: 'Alice' } });
+  t.false('publishedBy' in (await f.server.request(`${form}/versions/1`, { token })).body);
+
+  await f.server.request(`${form}/draft`, { method: 'POST', token });
+  const published = await f.server.request(`${form}/draft/publish?version=2`, { method: 'POST', token, headers: { 'x-action-notes': 'Fixed the age question' } });
+  t.is(published.status, 200);
+  t.is((await f.server.request(form, { token, headers: ext })).body.publishNotes, 'Fixed the age question');
+  const versions = await f.server.request(`${form}/versions`, { token, headers: ext });
+  t.deepEqual(versions.body.map((v: any) => [v.version, v.publishNotes, v.publishedBy.displayName]),
+    [['2', 'Fixed the age question', 'Alice'], ['1', null, 'Alice']]);
+  t.like((await f.server.request(`${form}/versions/2`, { token, headers: ext })).body, { publishNotes: 'Fixed the age question', publishedBy: { id: f.alice.id } });
+
+  // A viewer reads the form's extended metadata without the notes.
+  await f.server.request(`/v1/projects/${pid}/assignments/viewer/${f.chelsea.id}`, { method: 'POST', token });
+  const viewer = await f.server.request(form, { token: f.chelsea.token, headers: ext });
+  t.is(viewer.status, 200);
+  t.false('publishNotes' in viewer.body);
+});

@@ -134,6 +134,66 @@ test('attachments uploaded and cleared over REST, audited as submission.attachme
   t.true(audits.body.length >= 2);
 });
 
+test('draft test submissions take and clear their expected files over REST, as published ones do', async (t) => {
+  const pid = await createProject(f.server, f.alice.token, 'draft attachments');
+  const xml = fs.readFileSync(path.join(formsDir, 'media-image-upload.xml'));
+  t.is((await f.server.request(`/v1/projects/${pid}/forms?ignoreWarnings=true`, { method: 'POST', token: f.alice.token, raw: xml, headers: { 'content-type': 'application/xml' } })).status, 200);
+  const d = `/v1/projects/${pid}/forms/push-form-test/draft/submissions`;
+  const created = await f.server.request(d, { method: 'POST', token: f.alice.token, raw: sampleSubmission('media-image-upload/collect-style.xml'), headers: { 'content-type': 'application/xml' } });
+  t.is(created.status, 200);
+  const b = `${d}/uuid:520e7b86-1572-45b1-a89e-7da26ad1624e`;
+  t.is((await f.server.request(`${b}.xml`, { token: f.alice.token })).headers.get('content-type'), 'application/xml; charset=utf-8');
+  const up = await f.server.request(`${b}/attachments/1556532531101.jpg`, { method: 'POST', token: f.alice.token, raw: Buffer.from('jpeg!'), headers: { 'content-type': 'image/jpeg' } });
+  t.is(up.status, 200);
+  t.deepEqual(up.body, { success: true });
+  t.is((await f.server.request(`${b}/attachments/1556532531101.jpg`, { token: f.alice.token })).text, 'jpeg!');
+  t.is((await f.server.request(`${b}/attachments/other.jpg`, { method: 'POST', token: f.alice.token, raw: Buffer.from('x'), headers: { 'content-type': 'image/jpeg' } })).body.code, 404.1);
+  t.is((await f.server.request(`${b}/attachments/1556532531101.jpg`, { method: 'POST', token: f.bob.token, raw: Buffer.from('x'), headers: { 'content-type': 'image/jpeg' } })).body.code, 403.1);
+  const cleared = await f.server.request(`${b}/attachments/1556532531101.jpg`, { method: 'DELETE', token: f.alice.token });
+  t.deepEqual(cleared.body, { success: true });
+  t.deepEqual((await f.server.request(`${b}/attachments`, { token: f.alice.token })).body, [{ name: '1556532531101.jpg', exists: false }]);
+  // The published form has no such submission: the draft's stays the draft's.
+  t.is((await f.server.request(`/v1/projects/${pid}/forms/push-form-test/submissions/uuid:520e7b86-1572-45b1-a89e-7da26ad1624e/attachments/1556532531101.jpg`,
+    { method: 'POST', token: f.alice.token, raw: Buffer.from('x'), headers: { 'content-type': 'image/jpeg' } })).status, 404);
+});
+
+test('submission XML is served as application/xml', async (t) => {
+  const res = await f.server.request(`${base}/${id}.xml`, { token: f.alice.token });
+  t.is(res.status, 200);
+  t.is(res.headers.get('content-type'), 'application/xml; charset=utf-8');
+  t.true(res.text.includes('<age>42</age>'));
+});
+
+test('versions carry formVersion (plain and extended); extended submission audits carry the actee', async (t) => {
+  const pid = await createProject(f.server, f.alice.token, 'versions');
+  await createForm(f.server, f.alice.token, pid, 'basic-one-question-v1');
+  const b = `/v1/projects/${pid}/forms/one_question/submissions/${id}`;
+  await submitRest(f.server, f.alice.token, pid, 'one_question', sampleSubmission('basic-one-question-v1/original.xml'));
+  await f.server.request(b, { method: 'PUT', token: f.alice.token, raw: sampleSubmission('basic-one-question-v1/edit-with-deprecatedID.xml'), headers: { 'content-type': 'application/xml' } });
+  const { body: form } = await f.server.request(`/v1/projects/${pid}/forms/one_question`, { token: f.alice.token });
+  const plain = await f.server.request(`${b}/versions`, { token: f.alice.token });
+  t.deepEqual(plain.body.map((v: any) => Object.keys(v).sort()), [0, 1].map(() =>
+    ['createdAt', 'current', 'deviceId', 'formVersion', 'instanceId', 'instanceName', 'submitterId', 'userAgent']));
+  t.deepEqual(plain.body.map((v: any) => v.formVersion), [form.version, form.version]);
+  const ext = await f.server.request(`${b}/versions`, { token: f.alice.token, headers: { 'x-extended-metadata': 'true' } });
+  t.is(ext.body[0].formVersion, form.version);
+  t.is(ext.body[0].submitter.displayName, 'Alice');
+  const one = await f.server.request(`${b}/versions/${id}`, { token: f.alice.token });
+  t.like(one.body, { instanceId: id, current: false, formVersion: form.version });
+  const oneExt = await f.server.request(`${b}/versions/${id}`, { token: f.alice.token, headers: { 'x-extended-metadata': 'true' } });
+  t.like(oneExt.body, { instanceId: id, formVersion: form.version, submitter: { id: f.alice.id } });
+
+  const audits = await f.server.request(`${b}/audits`, { token: f.alice.token, headers: { 'x-extended-metadata': 'true' } });
+  t.is(audits.status, 200);
+  t.true(audits.body.length >= 2);
+  for (const a of audits.body) {
+    t.like(a.actee, { projectId: pid, xmlFormId: 'one_question' });
+    t.like(a.actor, { id: f.alice.id, displayName: 'Alice' });
+  }
+  const plainAudits = await f.server.request(`${b}/audits`, { token: f.alice.token });
+  t.false('actee' in plainAudits.body[0]);
+});
+
 test('submitters lists who submitted; the Enketo edit URL is a clear 501 without Enketo', async (t) => {
   const submitters = await f.server.request(`${base}/submitters`, { token: f.alice.token });
   t.deepEqual(submitters.body.map((a: any) => a.displayName), ['Alice']);
