@@ -63,3 +63,18 @@ test('projects, forms, versions and submissions with their structured data are r
   t.deepEqual(outsider.allForms.nodes, []);
   t.deepEqual(outsider.allSubmissionDefs.nodes, []);
 });
+
+test('datasets and entities are readable under RLS', async (t) => {
+  const json = (path: string, body: unknown) => f.server.request(path, { method: 'POST', token: f.alice.token, body });
+  const project = (await json('/v1/projects', { name: 'GraphQL entities' })).body.id;
+  t.is((await json(`/v1/projects/${project}/datasets`, { name: 'trees' })).status, 200);
+  t.is((await json(`/v1/projects/${project}/datasets/trees/properties`, { name: 'species' })).status, 200);
+  t.is((await json(`/v1/projects/${project}/datasets/trees/entities`, { label: 'Oak by the gate', data: { species: 'oak' } })).status, 200);
+  const query = '{ allDatasets { nodes { name } } allEntities { nodes { uuid } } allEntityDefs { nodes { label data } } }';
+  const admin = (await gql(query, f.alice.token)).body.data;
+  t.true(admin.allDatasets.nodes.some((d: any) => d.name === 'trees'));
+  t.is(admin.allEntities.nodes.length, 1);
+  t.deepEqual(admin.allEntityDefs.nodes.map((d: any) => [d.label, d.data.species]), [['Oak by the gate', 'oak']]);
+  const outsider = (await gql(query, f.chelsea.token)).body.data;
+  t.deepEqual([outsider.allDatasets.nodes, outsider.allEntities.nodes, outsider.allEntityDefs.nodes], [[], [], []]);
+});
