@@ -80,7 +80,7 @@ begin
   insert into app_public.form_defs (form_id, xml, name, version, hash, sha, sha256, key_id, submission_url, entities, xls_blob_id)
   values (f.id, xml, parsed->>'title', coalesce(parsed->>'version', ''), md5(xml),
           encode(digest(convert_to(xml, 'UTF8'), 'sha1'), 'hex'), encode(digest(convert_to(xml, 'UTF8'), 'sha256'), 'hex'),
-          key, parsed->>'submissionUrl', parsed->'entities', xls_blob)
+          key, parsed->>'submissionUrl', nullif(parsed->'entities', 'null'::jsonb), xls_blob)
   returning * into def;
   insert into app_public.form_fields (form_def_id, ord, path, name, type, "binary", select_multiple)
   select def.id, (e.ord - 1)::int, e.field->>'path', e.field->>'name', e.field->>'type',

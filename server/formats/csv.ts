@@ -156,13 +156,21 @@ export function rootRow(table: CsvTable, s: ExportedSubmission): Cell[] {
 
 interface RepeatInstance { context: StructuredData; key: string; parentKey: string }
 
+/** Field types by path, built once per schema (an export walks every submission with the same one). */
+const typesBySchema = new WeakMap<SchemaField[], Map<string, string>>();
+function typesOf(fields: SchemaField[]): Map<string, string> {
+  let types = typesBySchema.get(fields);
+  if (!types) { types = new Map(fields.map((f) => [f.path, f.type])); typesBySchema.set(fields, types); }
+  return types;
+}
+
 /**
  * The repeat's instances in one submission, with Briefcase keys: the instanceID, then each group's name
  * and each repeat's name[n] (1-based); the parent key is the key of the nearest enclosing repeat
  * instance (or the instanceID).
  */
 export function* repeatInstances(repeatPath: string, fields: SchemaField[], instanceId: string, data: StructuredData): Generator<RepeatInstance> {
-  const types = new Map(fields.map((f) => [f.path, f.type]));
+  const types = typesOf(fields);
   const segments = repeatPath.split('/').slice(1);
   function* walk(value: StructuredValue | undefined, depth: number, path: string, key: string[], parentKey: string): Generator<RepeatInstance> {
     if (value === undefined || typeof value === 'string' || Array.isArray(value)) return;

@@ -122,8 +122,17 @@ interface SchemaNode {
   children: Map<string, SchemaNode>;
 }
 
-/** The schema as a tree of names, for walking an instance alongside it. */
+/** Trees already built, by schema (ingestion reuses one field list per form version). */
+const trees = new WeakMap<SchemaField[], Map<string, SchemaNode>>();
+
+/** The schema as a tree of names, for walking an instance alongside it (built once per field list). */
 export function schemaTree(fields: SchemaField[]): Map<string, SchemaNode> {
+  let tree = trees.get(fields);
+  if (!tree) { tree = buildSchemaTree(fields); trees.set(fields, tree); }
+  return tree;
+}
+
+function buildSchemaTree(fields: SchemaField[]): Map<string, SchemaNode> {
   const top = new Map<string, SchemaNode>();
   const byPath = new Map<string, SchemaNode>();
   for (const field of fields) {

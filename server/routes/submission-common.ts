@@ -29,6 +29,38 @@ export interface IngestResult {
   instanceId: string;
 }
 
+/**
+ * Field schemas of form versions, by id and SHA-256 of the XML they are derived from: a stored version's
+ * fields never change, so they are read once per process (bounded, least recently used first out) rather
+ * than on every submission. The hash keeps versions of different databases apart.
+ */
+const schemas = new Map<string, SchemaField[]>();
+const schemaCacheSize = 64;
+
+function cachedSchema(key: string): SchemaField[] | undefined {
+  const fields = schemas.get(key);
+  if (fields) { schemas.delete(key); schemas.set(key, fields); }
+  return fields;
+}
+
+function rememberSchema(key: string, fields: SchemaField[]) {
+  schemas.set(key, fields);
+  if (schemas.size > schemaCacheSize) schemas.delete(schemas.keys().next().value!);
+}
+
+/** Step 1 of ingestion: the form version (with Central's checks and problems) and its field schema. */
+async function submissionTarget(db: Db, args: [number, string, string, boolean, string | null]): Promise<{ form_def_id: number; fields: SchemaField[] }> {
+  const def = await one<{ form_def_id: number; form_def_sha256: string }>(db,
+    'select * from app_public.submission_target_def($1, $2, $3, $4, $5)', args);
+  const key = `${def.form_def_id} ${def.form_def_sha256}`;
+  const fields = cachedSchema(key);
+  if (fields) return { form_def_id: def.form_def_id, fields };
+  const target = await one<{ form_def_id: number; fields: SchemaField[] }>(db,
+    'select * from app_public.submission_target($1, $2, $3, $4, $5)', args);
+  if (target.form_def_id === def.form_def_id) rememberSchema(key, target.fields);
+  return target;
+}
+
 export async function ingest(db: Db, r: IngestRequest): Promise<IngestResult> {
   const text = r.xml.toString('utf8');
   const parsed = parseSubmission(text);
@@ -39,9 +71,7 @@ export async function ingest(db: Db, r: IngestRequest): Promise<IngestResult> {
   if (r.replacing !== undefined && parsed.deprecatedId === null) {
     throw new Problem(400.19, 'This PUT endpoint expects a deprecatedID metadata tag pointing at the current version instanceID. I cannot find that tag in your request.');
   }
-  const target = await one<{ form_def_id: number; fields: SchemaField[] }>(db,
-    'select * from app_public.submission_target($1, $2, $3, $4, $5)',
-    [r.projectId, parsed.formId, parsed.version, r.draft, r.draftToken ?? null]);
+  const target = await submissionTarget(db, [r.projectId, parsed.formId, parsed.version, r.draft, r.draftToken ?? null]);
   if (r.replacing !== undefined) {
     const { rows } = await db.query(
       `select 1 from app_public.submission_defs d join app_public.submissions s on s.id = d.submission_id
