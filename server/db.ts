@@ -58,12 +58,15 @@ export async function openDatabase(ownerUrl: string, config: Pick<Config, 'bcryp
   async function withActor<T>(ctx: RequestContext, fn: (db: Db) => Promise<T>): Promise<T> {
     const client = await requests.connect();
     try {
-      await client.query('begin');
-      // set_config('role', …, true) is `set local role` as a function: one round trip sets the identity.
-      await client.query(
-        `select set_config('role', 'fieldbase_request', true), set_config('fieldbase.actor_id', $1, true),
-                set_config('fieldbase.action_notes', $2, true), set_config('fieldbase.user_agent', $3, true)`,
-        [ctx.actorId === null ? '' : String(ctx.actorId), ctx.notes ?? '', ctx.userAgent ?? '']);
+      // One round trip opens the transaction and sets the identity (set_config('role', …, true) is
+      // `set local role`). A simple query takes no parameters, so the values are quoted literals.
+      const setting = (name: string, value: string) => `set_config(${pg.escapeLiteral(name)}, ${pg.escapeLiteral(value)}, true)`;
+      await client.query(`begin; select ${[
+        setting('role', 'fieldbase_request'),
+        setting('fieldbase.actor_id', ctx.actorId === null ? '' : String(ctx.actorId)),
+        setting('fieldbase.action_notes', ctx.notes ?? ''),
+        setting('fieldbase.user_agent', ctx.userAgent ?? ''),
+      ].join(', ')}`);
       const result = await fn(client);
       await client.query('commit');
       return result;
