@@ -14,28 +14,74 @@ update app_public.roles set verbs = (verbs - 'actor_property.update' - 'field_ke
     || '["actor_property.update", "field_key.update"]'
   where system in ('admin', 'manager');
 
--- form.* verbs imply their open_form.* counterparts (managers may read every form, open ones included, and so
--- may hand out the Data Collector and App User roles, whose verbs are open_form.*), as in Central.
-create or replace function app_hidden.actor_can(verb text, actee text) returns boolean
-language sql stable security definer
+/*
+ * The permission checks, as PL/pgSQL: they run several times per request and per row of every policy, and as
+ * SQL functions with a pinned search_path they could be neither inlined nor cached (each call was planned
+ * anew); PL/pgSQL caches their plans per connection. form.* verbs imply their open_form.* counterparts
+ * (managers may read every form, open ones included, and so may hand out the Data Collector and App User
+ * roles, whose verbs are open_form.*), as in Central.
+ */
+create or replace function app_hidden.acting_as_system() returns boolean
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  select app_hidden.acting_as_system() or exists (
+begin
+  if coalesce(current_setting('fieldbase.system', true), '') <> 'on' then
+    return false;
+  end if;
+  return exists (select 1 from pg_roles r where r.rolname = session_user
+                 and (r.rolsuper or r.oid = (select datdba from pg_database where datname = current_database())));
+end
+$$;
+
+create or replace function app_hidden.actee_chain(target text) returns text[]
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  -- The actee itself, its species, every ancestor, and the server ('*').
+  return (
+    with recursive chain(id, species, parent) as (
+      select a.id, a.species, a.parent from app_public.actees a where a.id = target
+      union all
+      select a.id, a.species, a.parent from app_public.actees a join chain c on a.id = c.parent
+    )
+    select array_agg(distinct x) from (
+      select id as x from chain union all select species from chain union all select '*'
+    ) ids);
+end
+$$;
+
+create or replace function app_hidden.actor_can(verb text, actee text) returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  me int := app_hidden.current_actor_id();
+begin
+  if app_hidden.acting_as_system() then
+    return true;
+  end if;
+  if me is null then
+    return false;
+  end if;
+  return exists (
     select 1
     from app_public.assignments a
     join app_public.roles r on r.id = a.role_id
-    join app_public.actors me on me.id = a.actor_id
-    where a.actor_id = app_hidden.current_actor_id()
-      and me.deleted_at is null
-      and (me.expires_at is null or me.expires_at > now())
+    join app_public.actors who on who.id = a.actor_id
+    where a.actor_id = me
+      and who.deleted_at is null
+      and (who.expires_at is null or who.expires_at > now())
+      -- form.x implies open_form.x, as in Central.
       and (r.verbs ? verb or (verb like 'open\_form.%' and r.verbs ? ('form.' || substr(verb, 11))))
       and a.actee_id = any (app_hidden.actee_chain(actee))
   )
   -- Users may always read and update themselves.
   or (verb in ('user.read', 'user.update') and exists (
-    select 1 from app_public.actors me
-    where me.id = app_hidden.current_actor_id() and me.actee_id = actee and me.deleted_at is null
-  ))
+    select 1 from app_public.actors who where who.id = me and who.actee_id = actee and who.deleted_at is null
+  ));
+end
 $$;
 comment on function app_hidden.actor_can(text, text) is 'May the current actor perform verb on actee (directly, through a parent, its species, or server-wide)? form.x implies open_form.x.';
 

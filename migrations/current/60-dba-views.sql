@@ -33,17 +33,28 @@ comment on table app_private.reader_roles is 'Database login roles (DBAs, BI too
  * per transaction; anyone else is nobody.
  */
 create or replace function app_hidden.current_actor_id() returns int
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  select case
-    when exists (select 1 from app_private.reader_roles where role_name = session_user)
-      then (select actor_id from app_private.reader_roles where role_name = session_user)
-    when session_user = 'fieldbase_authenticator'
-      or exists (select 1 from pg_roles r where r.rolname = session_user
-                 and (r.rolsuper or r.oid = (select datdba from pg_database where datname = current_database())))
-      then nullif(current_setting('fieldbase.actor_id', true), '')::int
-  end
+declare
+  mapped int;
+begin
+  -- Requests: the server's authenticator sets the actor per transaction.
+  if session_user = 'fieldbase_authenticator' then
+    return nullif(current_setting('fieldbase.actor_id', true), '')::int;
+  end if;
+  -- A DBA's login mapped to an actor always acts as that actor.
+  select actor_id into mapped from app_private.reader_roles where role_name = session_user;
+  if found then
+    return mapped;
+  end if;
+  -- The owner (tools, tests) may set the actor; anyone else is nobody.
+  if exists (select 1 from pg_roles r where r.rolname = session_user
+             and (r.rolsuper or r.oid = (select datdba from pg_database where datname = current_database()))) then
+    return nullif(current_setting('fieldbase.actor_id', true), '')::int;
+  end if;
+  return null;
+end
 $$;
 grant execute on function app_hidden.current_actor_id() to fieldbase_reader;
 grant execute on function app_hidden.actor_can(text, text), app_hidden.can_on_actor(text, int) to fieldbase_reader;
