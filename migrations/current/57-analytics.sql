@@ -1,7 +1,6 @@
 /*
- * The usage report's form, submission and dataset metrics, from real data. 12-config.sql left
- * app_hidden.analytics_system_extras() and app_hidden.analytics_project_extras(int) returning zeros because
- * these tables did not exist yet; this file redefines both (same signatures) and adds the helpers they use.
+ * The usage report preview (GET /v1/analytics/preview): Central's metrics template, every metric from real
+ * data; it comes last because it reads every area's tables.
  *
  * Definitions follow Central's usage report query by query, including where it counts more than one might
  * expect: soft-deleted forms and submissions, draft (test) submissions and every form version are counted,
@@ -9,6 +8,23 @@
  * for a form it means "received a submission within the window", for a submission/entity/event "created or
  * logged within the window". Durations are seconds (Central's database driver turns intervals into seconds).
  */
+
+/* The usage report preview (Central's metrics template), from real data. "recent" means the last 45 days. */
+
+create or replace function app_hidden.recent_cutoff() returns timestamptz
+language sql stable set search_path = pg_catalog, pg_temp
+as $$ select (current_date - 45)::timestamptz $$;
+
+create or replace function app_hidden.total_recent(total bigint, recent bigint) returns jsonb
+language sql immutable set search_path = pg_catalog, pg_temp
+as $$ select jsonb_build_object('recent', coalesce(recent, 0), 'total', coalesce(total, 0)) $$;
+
+create or replace function app_hidden.actor_recently_active(actor int) returns boolean
+language sql stable set search_path = pg_catalog, pg_temp
+as $$
+  select exists (select 1 from app_public.audits au where au.actor_id = actor and au.logged_at >= app_hidden.recent_cutoff())
+$$;
+
 drop function if exists app_hidden.analytics_form_flags(int) cascade;
 drop function if exists app_hidden.analytics_project_users_extras(int) cascade;
 drop function if exists app_hidden.analytics_project_forms(int) cascade;
@@ -344,3 +360,82 @@ as $$
     'num_datasets_with_geometry', (select count(distinct dataset_id) from app_public.ds_properties where name = 'geometry'))
 $$;
 comment on function app_hidden.analytics_system_extras() is 'Usage report system metrics about forms, submissions, client audits, offline entities, datasets and blobs, from real data.';
+
+create or replace function app_hidden.analytics_role_users(project app_public.projects, role_system text) returns jsonb
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+  select app_hidden.total_recent(count(*), count(*) filter (where app_hidden.actor_recently_active(u.actor_id)))
+  from app_public.assignments s
+  join app_public.roles r on r.id = s.role_id and r.system = role_system
+  join app_public.users u on u.actor_id = s.actor_id
+  where s.actee_id = project.actee_id
+$$;
+
+create or replace function app_hidden.analytics_project(project app_public.projects) returns jsonb
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+  with extras as (select app_hidden.analytics_project_extras(project.id) as x)
+  select jsonb_build_object(
+    'id', project.id,
+    'users', jsonb_build_object(
+      'num_managers', app_hidden.analytics_role_users(project, 'manager'),
+      'num_viewers', app_hidden.analytics_role_users(project, 'viewer'),
+      'num_data_collectors', app_hidden.analytics_role_users(project, 'formfill'),
+      -- An App User is recent when it submitted within the window.
+      'num_app_users', (select app_hidden.total_recent(count(*), count(*) filter (where exists (
+                           select 1 from app_public.audits au where au.actor_id = f.actor_id
+                             and au.action = 'submission.create' and au.logged_at >= app_hidden.recent_cutoff())))
+                        from app_public.field_keys f join app_public.actors a on a.id = f.actor_id
+                        where f.project_id = project.id and a.deleted_at is null)
+    ) || (x->'users'),
+    'forms', x->'forms',
+    'submissions', x->'submissions',
+    'other', jsonb_build_object('description_length', coalesce(length(trim(project.description)), 0)),
+    'datasets', x->'datasets')
+  from extras
+$$;
+
+drop function if exists app_public.analytics_preview() cascade;
+create function app_public.analytics_preview() returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cutoff timestamptz := app_hidden.recent_cutoff();
+  system jsonb;
+begin
+  perform app_hidden.assert_can('analytics.read', '*');
+  select jsonb_build_object(
+    'num_admins', (select app_hidden.total_recent(count(distinct u.actor_id),
+                     count(distinct u.actor_id) filter (where app_hidden.actor_recently_active(u.actor_id)))
+                   from app_public.users u join app_public.assignments s on s.actor_id = u.actor_id
+                   where s.role_id = 1 and s.actee_id = '*' and not u.deleted),
+    'num_projects_encryption', (select app_hidden.total_recent(count(key_id), 0) from app_public.projects where deleted_at is null),
+    'num_audit_log_entries', (select app_hidden.total_recent(count(*), count(*) filter (where logged_at >= cutoff)) from app_public.audits),
+    'num_archived_projects', (select count(*) from app_public.projects where archived and deleted_at is null),
+    'num_unique_managers', (select count(distinct s.actor_id) from app_public.assignments s join app_public.roles r on r.id = s.role_id where r.system = 'manager'),
+    'num_unique_viewers', (select count(distinct s.actor_id) from app_public.assignments s join app_public.roles r on r.id = s.role_id where r.system = 'viewer'),
+    'num_unique_collectors', (select count(distinct s.actor_id) from app_public.assignments s join app_public.roles r on r.id = s.role_id where r.system = 'formfill'),
+    'database_size', pg_database_size(current_database()),
+    'uses_external_db', case when inet_server_addr() is null or host(inet_server_addr()) in ('127.0.0.1', '::1') then 0 else 1 end,
+    'uses_external_blob_store', 0,
+    'sso_enabled', 0,
+    'num_audits_failed', (select count(*) from app_public.audits where failures > 0),
+    'num_audits_failed5', (select count(*) from app_public.audits where processed is null and failures >= 5),
+    -- Only actions the worker processes can be unprocessed.
+    'num_audits_unprocessed', (select count(*) from app_public.audits where processed is null and failures < 5
+                                 and logged_at < now() - interval '1 day'
+                                 and action in ('submission.attachment.update', 'form.create', 'form.update.draft.set', 'form.update.publish')),
+    'num_reset_failed_to_pending_count', (select count(*) from app_public.audits where action = 'blobs.s3.failed-to-pending'),
+    'num_entity_bulk_deletes', (select app_hidden.total_recent(count(*), count(*) filter (where logged_at >= cutoff))
+                                from app_public.audits where action = 'entity.bulk.delete')
+  ) || app_hidden.analytics_system_extras() into system;
+  return jsonb_build_object(
+    'system', system,
+    'projects', coalesce((select jsonb_agg(app_hidden.analytics_project(p) order by p.id)
+                          from app_public.projects p where p.deleted_at is null), '[]'));
+end
+$$;
+comment on function app_public.analytics_preview() is 'The usage report Central would send now: system-wide and per-project metrics (analytics.read).';
+
+grant execute on function app_public.analytics_preview() to fieldbase_request;
