@@ -1,9 +1,9 @@
 // Decrypting encrypted submissions for CSV exports (Central's managed encryption): the passphrases come as
 // `?{keyId}={passphrase}` or, for POST, as a JSON or form-encoded body of the same pairs. Each managed key
-// named is opened with its passphrase (a wrong one fails the whole request, 400.12); then every encrypted
-// submission under those keys is decrypted before the rows stream (the cursor holds the connection while
-// streaming), its XML structured by the form's schema like any other submission, and its media files are
-// remembered so the zip carries them decrypted.
+// named is opened with its passphrase before anything streams (a wrong one fails the whole request, 400.12);
+// then each encrypted submission is decrypted as its row comes from the export's cursor (which carries the
+// encrypted XML, the cursor holding the connection), its XML structured by the form's schema like any other
+// submission's, so that memory stays flat however many there are. Media files are decrypted as the zip reads them.
 import type { Request } from 'express';
 import type { KeyObject } from 'node:crypto';
 import type { Db } from '../db.ts';
@@ -14,15 +14,31 @@ import {
 } from '../formats/decrypt.ts';
 import { readBody } from './submission-common.ts';
 
-export interface DecryptedMedia { name: string; symmetricKey: Buffer; instanceId: string; index: number }
+/** What an export's query selects (through Decryption.columns) for its rows to be decrypted. */
+export interface EncryptedColumns {
+  /** The current version's instanceID, from which the files' IVs derive. */
+  def_instance_id: string;
+  key_id: number | null;
+  encryption: EncryptedParts | null;
+  /** The encrypted XML part's content; null when the row is not under an opened key or the part has not arrived. */
+  encrypted_xml: Buffer | null;
+}
+
+/** A stored attachment of the export, with what is needed to decrypt it (selected by Decryption.fileColumns). */
+export interface ExportedFile { name: string; blob_id: number; def_instance_id: string; key_id: number | null; encryption: EncryptedParts | null }
+
+/** How a stored file goes into the zip: under this name, its content transformed. */
+export interface ZipMedia { name: string; content(stored: Buffer): Buffer }
 
 export interface Decryption {
-  /** Root-row fields to override for an encrypted submission: its data and status. */
-  row(instanceId: string): { data: StructuredData; status: string | null } | undefined;
-  /** Encrypted media parts by blob id, to be written decrypted under their plain names. */
-  media: Map<number, DecryptedMedia>;
-  /** Blob ids of encrypted XML parts, which a decrypted export leaves out. */
-  xmlBlobs: Set<number>;
+  /** Select-list columns over aliases d (submission_defs) and fd (form_defs) that give EncryptedColumns. */
+  columns: string;
+  /** Select-list columns over aliases d and fd that give an ExportedFile's decryption fields. */
+  fileColumns: string;
+  /** An encrypted row's data and status, decrypted; undefined when its key was not opened. */
+  row(r: EncryptedColumns): { data: StructuredData; status: string | null } | undefined;
+  /** A file's zip entry: decrypted under its plain name, or null for an encrypted XML part (left out). */
+  file(f: ExportedFile): ZipMedia | null;
 }
 
 const passphrasePairs = (source: Record<string, unknown>) => Object.entries(source)
@@ -44,50 +60,58 @@ export async function passphrasesOf(req: Request): Promise<Map<number, string>> 
   return pairs;
 }
 
-interface EncryptedRow { instance_id: string; def_id: number; key_id: number; encryption: EncryptedParts }
+/** A file that goes into the zip as stored. */
+export const asStored = (name: string): ZipMedia => ({ name, content: (stored) => stored });
 
-/** Opens the named managed keys and decrypts the form's encrypted submissions under them; null when no passphrase was given. */
-export async function prepareDecryption(db: Db, passphrases: Map<number, string>, formId: number, draft: boolean,
-  fields: SchemaField[]): Promise<Decryption | null> {
+/** Unwrapped submission keys, by wrapped key: bounded, so that a long export does not grow it. */
+function symmetricKeys(limit = 1024) {
+  const cache = new Map<string, Buffer>();
+  return (privateKey: KeyObject, wrapped: string): Buffer => {
+    let key = cache.get(wrapped);
+    if (!key) {
+      key = decryptSymmetricKey(privateKey, wrapped);
+      if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+      cache.set(wrapped, key);
+    }
+    return key;
+  };
+}
+
+/** Opens the named managed keys (400.12 on a wrong passphrase); null when no passphrase was given. */
+export async function prepareDecryption(db: Db, passphrases: Map<number, string>, fields: SchemaField[]): Promise<Decryption | null> {
   if (passphrases.size === 0) return null;
   const keys = new Map<number, KeyObject>();
   const sealed = await many<{ id: number; private: SealedPrivateKey }>(db,
     'select * from app_hidden.managed_private_keys($1::int[])', [[...passphrases.keys()]]);
   for (const k of sealed) keys.set(k.id, unsealPrivateKey(k.private, passphrases.get(k.id)!));
-  const rows = new Map<string, { data: StructuredData; status: string | null }>();
-  const media = new Map<number, DecryptedMedia>();
-  const xmlBlobs = new Set<number>();
-  if (keys.size > 0) {
-    const encrypted = await many<EncryptedRow>(db,
-      `select s.instance_id, d.id as def_id, fd.key_id, d.encryption
-       from app_public.submissions s
-       join app_public.submission_defs d on d.submission_id = s.id and d.current
-       join app_public.form_defs fd on fd.id = d.form_def_id
-       where s.form_id = $1 and s.draft = $2 and s.deleted_at is null and d.encryption is not null and fd.key_id = any ($3::int[])`,
-      [formId, draft, [...keys.keys()]]);
-    for (const e of encrypted) {
-      const symmetricKey = decryptSymmetricKey(keys.get(e.key_id)!, e.encryption.base64EncryptedKey);
-      const order = encryptionOrder(e.encryption.media, e.encryption.encryptedXmlFile);
-      const parts = await many<{ name: string; blob_id: number | null; content: Buffer | null }>(db,
-        `select a.name, a.blob_id, case when a.name = $2 then b.content end as content
-         from app_public.submission_attachments a left join app_public.blobs b on b.id = a.blob_id
-         where a.submission_def_id = $1`, [e.def_id, e.encryption.encryptedXmlFile]);
-      for (const part of parts) {
-        const index = order.indexOf(part.name);
-        if (part.blob_id === null || index < 0) continue;
-        if (part.name === e.encryption.encryptedXmlFile) xmlBlobs.add(part.blob_id);
-        else media.set(part.blob_id, { name: plainName(part.name), symmetricKey, instanceId: e.instance_id, index });
-      }
-      const xml = parts.find((p) => p.name === e.encryption.encryptedXmlFile)?.content;
-      if (!xml) { rows.set(e.instance_id, { data: {}, status: 'missing encrypted form data' }); continue; }
-      const plain = decryptFile(symmetricKey, e.instance_id, order.length - 1, xml).toString('utf8');
-      rows.set(e.instance_id, { data: structureSubmission(parseXmlTree(plain), fields), status: null });
-    }
-  }
-  return { row: (instanceId) => rows.get(instanceId), media, xmlBlobs };
-}
-
-/** A media entry's content, decrypted. */
-export function decryptMedia(m: DecryptedMedia, content: Buffer): Buffer {
-  return decryptFile(m.symmetricKey, m.instanceId, m.index, content);
+  const opened = `fd.key_id = any ('{${[...keys.keys()].join(',')}}'::int[])`;
+  const symmetricKey = symmetricKeys();
+  const keyOf = (r: { key_id: number | null; encryption: EncryptedParts | null }) =>
+    r.key_id === null || !r.encryption ? undefined : keys.get(r.key_id);
+  return {
+    columns: `d.instance_id as def_instance_id, fd.key_id, d.encryption,
+      case when d.encryption is not null and ${opened} then (
+        select b.content from app_public.submission_attachments xa join app_public.blobs b on b.id = xa.blob_id
+        where xa.submission_def_id = d.id and xa.name = d.encryption->>'encryptedXmlFile') end as encrypted_xml`,
+    fileColumns: 'd.instance_id as def_instance_id, fd.key_id, d.encryption',
+    row(r) {
+      const key = keyOf(r);
+      if (!key) return undefined;
+      const { base64EncryptedKey, media, encryptedXmlFile } = r.encryption!;
+      if (!r.encrypted_xml) return { data: {}, status: 'missing encrypted form data' };
+      const index = encryptionOrder(media, encryptedXmlFile).length - 1;
+      const plain = decryptFile(symmetricKey(key, base64EncryptedKey), r.def_instance_id, index, r.encrypted_xml).toString('utf8');
+      return { data: structureSubmission(parseXmlTree(plain), fields), status: null };
+    },
+    file(f) {
+      const key = keyOf(f);
+      if (!key) return asStored(f.name);
+      const { base64EncryptedKey, media, encryptedXmlFile } = f.encryption!;
+      const index = encryptionOrder(media, encryptedXmlFile).indexOf(f.name);
+      if (index < 0) return asStored(f.name);
+      if (f.name === encryptedXmlFile) return null;
+      return { name: plainName(f.name),
+        content: (stored) => decryptFile(symmetricKey(key, base64EncryptedKey), f.def_instance_id, index, stored) };
+    },
+  };
 }

@@ -12,7 +12,9 @@ import { transaction, one, many, idParam } from '../http.ts';
 import { problems } from '../errors.ts';
 import { csvTables, csvRecord, rootRow, repeatRows, type CsvTable, type ExportedSubmission, type Cell } from '../formats/csv.ts';
 import type { SchemaField, StructuredData } from '../formats/submission.ts';
-import { passphrasesOf, prepareDecryption, decryptMedia, type Decryption } from './submission-decryption.ts';
+import {
+  passphrasesOf, prepareDecryption, asStored, type Decryption, type EncryptedColumns, type ExportedFile,
+} from './submission-decryption.ts';
 import { exportFilterSql, wantsDeletedFields, allKnownFields } from './submission-export-query.ts';
 
 export const submissionExports = Router();
@@ -75,15 +77,16 @@ async function* chunked(lines: AsyncGenerator<string>): AsyncGenerator<string> {
   if (chunk !== '') yield chunk;
 }
 
-async function* rootLines(db: Db, form: ExportForm, table: CsvTable, draft: boolean, decryption: Decryption | null = null): AsyncGenerator<string> {
+async function* rootLines(db: Db, form: ExportForm, table: CsvTable, draft: boolean, decryption: Decryption | null): AsyncGenerator<string> {
   yield csvLine(table.header);
+  const decryptionColumns = decryption ? `, ${decryption.columns}` : '';
   const stream = db.query(new QueryStream(
     // One set-based statement: submitter names, edit and attachment counts are joined once, not looked up per row.
     `with submitters as materialized (select * from app_hidden.form_submitter_names($1))
      select s.instance_id, s.created_at, s.submitter_id, n.display_name as submitter_name,
             coalesce(a.present, 0)::int as present, coalesce(a.expected, 0)::int as expected,
             d.encryption is not null as encrypted, s.review_state, s.device_id, e.edits::int as edits,
-            fd.version as form_version, d.data
+            fd.version as form_version, d.data${decryptionColumns}
      from app_public.submissions s
      join app_public.submission_defs d on d.submission_id = s.id and d.current
      join app_public.form_defs fd on fd.id = d.form_def_id
@@ -99,20 +102,28 @@ async function* rootLines(db: Db, form: ExportForm, table: CsvTable, draft: bool
       attachmentsPresent: r.present, attachmentsExpected: r.expected, status: r.encrypted ? 'not decrypted' : null,
       reviewState: r.review_state, deviceId: r.device_id, edits: r.edits, formVersion: r.form_version, data: r.data,
     };
-    if (r.encrypted && decryption) Object.assign(s, decryption.row(r.instance_id));
+    if (r.encrypted && decryption) Object.assign(s, decryption.row(r as EncryptedColumns));
     yield csvLine(rootRow(table, s));
   }
 }
 
-async function* repeatLines(db: Db, form: ExportForm, table: CsvTable, fields: SchemaField[], draft: boolean): AsyncGenerator<string> {
+async function* repeatLines(db: Db, form: ExportForm, table: CsvTable, fields: SchemaField[], draft: boolean,
+  decryption: Decryption | null): AsyncGenerator<string> {
   yield csvLine(table.header);
   const top = table.repeatPath.split('/')[1];
+  // Decrypting, encrypted rows come too (their data is in their encrypted XML), with what decrypts them.
+  const encrypted = decryption
+    ? { columns: `, ${decryption.columns}`, join: 'join app_public.form_defs fd on fd.id = d.form_def_id', rows: ' or d.encryption is not null' }
+    : { columns: '', join: '', rows: '' };
   const stream = db.query(new QueryStream(
-    `select s.instance_id, jsonb_build_object($3::text, d.data->$3) as data
-     from app_public.submissions s join app_public.submission_defs d on d.submission_id = s.id and d.current
-     where ${submissionFilter} and ${form.where} and d.data ? $3 order by s.created_at desc, s.id desc`, [form.id, draft, top], { batchSize: 200 }));
-  for await (const r of stream as AsyncIterable<{ instance_id: string; data: StructuredData }>) {
-    for (const row of repeatRows(table, fields, r.instance_id, r.data)) yield csvLine(row);
+    `select s.instance_id, jsonb_build_object($3::text, d.data->$3) as data${encrypted.columns}
+     from app_public.submissions s join app_public.submission_defs d on d.submission_id = s.id and d.current ${encrypted.join}
+     where ${submissionFilter} and ${form.where} and (d.data ? $3${encrypted.rows}) order by s.created_at desc, s.id desc`,
+    [form.id, draft, top], { batchSize: 200 }));
+  for await (const r of stream as AsyncIterable<{ instance_id: string; data: StructuredData } & Partial<EncryptedColumns>>) {
+    const data = decryption && r.encryption ? decryption.row(r as EncryptedColumns)?.data : r.data;
+    if (!data) continue;
+    for (const row of repeatRows(table, fields, r.instance_id, data)) yield csvLine(row);
   }
 }
 
@@ -138,7 +149,7 @@ async function exportCsv(req: Request, res: Response, draft: boolean, zip: boole
     res.set('ETag', etag);
     if (req.get('if-none-match') === etag) { res.status(304).end(); return; }
     if (wantsDeletedFields(req)) fields = await allKnownFields(db, form.id, fields);
-    const decryption = await prepareDecryption(db, passphrases, form.id, draft, fields);
+    const decryption = await prepareDecryption(db, passphrases, fields);
     const values = options.splitSelectMultiples ? await selectValues(db, form, fields, draft) : null;
     const tables = csvTables(form.xml_form_id, fields, { groupPaths: options.groupPaths, selectValues: values }, !zip);
     if (!zip) {
@@ -149,21 +160,23 @@ async function exportCsv(req: Request, res: Response, draft: boolean, zip: boole
     const archive = new yazl.ZipFile();
     const lazy = (lines: () => AsyncGenerator<string>) => (cb: (err: unknown, stream: NodeJS.ReadableStream) => void) => cb(null, Readable.from(chunked(lines())));
     archive.addReadStreamLazy(tables[0].fileName, lazy(() => rootLines(db, form, tables[0], draft, decryption)));
-    for (const t of tables.slice(1)) archive.addReadStreamLazy(t.fileName, lazy(() => repeatLines(db, form, t, fields, draft)));
+    for (const t of tables.slice(1)) archive.addReadStreamLazy(t.fileName, lazy(() => repeatLines(db, form, t, fields, draft, decryption)));
     if (options.attachments) {
-      const files = await many<{ name: string; blob_id: number }>(db,
-        `select distinct on (a.name) a.name, a.blob_id from app_public.submission_attachments a
+      const files = await many<ExportedFile>(db,
+        `select distinct on (a.name) a.name, a.blob_id${decryption ? `, ${decryption.fileColumns}` : ''}
+         from app_public.submission_attachments a
          join app_public.submission_defs d on d.id = a.submission_def_id and d.current
          join app_public.submissions s on s.id = d.submission_id
+         ${decryption ? 'join app_public.form_defs fd on fd.id = d.form_def_id' : ''}
          where ${submissionFilter} and ${form.where} and a.blob_id is not null order by a.name, a.blob_id`, [form.id, draft]);
       for (const f of files) {
-        if (decryption?.xmlBlobs.has(f.blob_id)) continue;
-        const plain = decryption?.media.get(f.blob_id);
-        archive.addReadStreamLazy(`media/${plain?.name ?? f.name}`, (cb) => {
+        const entry = decryption ? decryption.file(f) : asStored(f.name);
+        if (!entry) continue;
+        archive.addReadStreamLazy(`media/${entry.name}`, (cb) => {
           db.query('select content from app_public.blobs where id = $1', [f.blob_id])
             .then(({ rows }) => {
               const content: Buffer = rows[0]?.content ?? Buffer.alloc(0);
-              try { cb(null, Readable.from([plain ? decryptMedia(plain, content) : content])); } catch (err) { cb(err, Readable.from([])); }
+              try { cb(null, Readable.from([entry.content(content)])); } catch (err) { cb(err, Readable.from([])); }
             }, (err) => cb(err, Readable.from([])));
         });
       }

@@ -1,11 +1,10 @@
 // Project managed encryption and decrypting exports, through HTTP.
 import test from 'ava';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { withFixtures, type Fixtures } from '../helpers/server.ts';
-import { createProject, createForm, submitOpenRosa, sampleSubmission, unzip } from './helpers.ts';
-import { fileIv, sealPrivateKey } from '../../server/formats/decrypt.ts';
+import { createProject, createForm, submitOpenRosa, sampleSubmission, unzip, encryptAsCollect } from './helpers.ts';
+import { sealPrivateKey } from '../../server/formats/decrypt.ts';
 
 let f: Fixtures;
 test.before(async () => { f = await withFixtures(); });
@@ -14,22 +13,6 @@ test.after.always(() => f?.server.close());
 async function download(url: string, init: RequestInit = {}) {
   const res = await fetch(f.server.url + url, { ...init, headers: { authorization: `Bearer ${f.alice.token}`, ...init.headers } });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
-}
-
-/** Encrypts an instance the way Collect does: a fresh AES key wrapped with the form's RSA key, XML as the one file. */
-function encryptInstance(publicKey: string, formId: string, version: string, instanceId: string, xml: string) {
-  const rsa = crypto.createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' });
-  const aes = crypto.randomBytes(32);
-  const wrapped = crypto.publicEncrypt({ key: rsa, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes);
-  const plain = Buffer.from(xml);
-  const pad = 16 - (plain.length % 16);
-  const cipher = crypto.createCipheriv('aes-256-cfb', aes, fileIv(instanceId, aes, 0));
-  const enc = Buffer.concat([cipher.update(Buffer.concat([plain, Buffer.alloc(pad, pad)])), cipher.final()]);
-  const manifest = `<data id="${formId}" version="${version}" encrypted="yes" xmlns="http://www.opendatakit.org/xforms/encrypted">`
-    + `<base64EncryptedKey>${wrapped.toString('base64')}</base64EncryptedKey>`
-    + `<orx:meta xmlns:orx="http://openrosa.org/xforms"><orx:instanceID>${instanceId}</orx:instanceID></orx:meta>`
-    + '<encryptedXmlFile>submission.xml.enc</encryptedXmlFile></data>';
-  return { manifest, enc };
 }
 
 test('POST /projects/:id/key enables managed encryption: forms re-published with the key and a suffixed version', async (t) => {
@@ -76,8 +59,10 @@ test('submissions encrypted under the managed key decrypt in CSV exports with th
   const { rows: [k] } = await f.server.sql.query('select public from app_public.keys where id = $1', [keyId]);
   const instanceId = 'uuid:5c1b2a3e-0000-4000-8000-000000000001';
   const plainXml = `<data id="one_question" orx:version="${form.body.version}" xmlns:orx="http://openrosa.org/xforms"><age>37</age><meta><instanceID>${instanceId}</instanceID></meta></data>`;
-  const { manifest, enc } = encryptInstance(k.public, 'one_question', form.body.version, instanceId, plainXml);
-  const sent = await submitOpenRosa(f.server, `/v1/projects/${pid}/submission`, manifest, { token: f.alice.token, files: [{ name: 'submission.xml.enc', data: enc }] });
+  // Wrapped as Node's OAEP does (MGF1 with SHA-256); the repeat tests wrap as Java does (MGF1 with SHA-1).
+  const { manifest, files: parts } = encryptAsCollect({ publicKey: k.public, formId: 'one_question', version: form.body.version,
+    instanceId, xml: plainXml, mgf1Hash: 'sha256' });
+  const sent = await submitOpenRosa(f.server, `/v1/projects/${pid}/submission`, manifest, { token: f.alice.token, files: parts });
   t.is(sent.status, 201);
 
   const keys = await f.server.request(`/v1/projects/${pid}/forms/one_question/submissions/keys`, { token: f.alice.token });

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 import type { TestServer } from '../helpers/server.ts';
 
 export const formsDir = path.resolve('../shared/forms');
@@ -77,4 +78,68 @@ export function unzip(zip: Buffer): Map<string, Buffer> {
     offset += 46 + nameLength + extra + comment;
   }
   return entries;
+}
+
+export interface EncryptedSubmission { manifest: string; files: { name: string; data: Buffer }[] }
+
+/** MGF1 mask of length bytes over seed. */
+function mgf1(seed: Buffer, length: number, hash: string): Buffer {
+  const blocks: Buffer[] = [];
+  for (let counter = 0; blocks.length * crypto.createHash(hash).digest().length < length; counter++) {
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(counter);
+    blocks.push(crypto.createHash(hash).update(seed).update(c).digest());
+  }
+  return Buffer.concat(blocks).subarray(0, length);
+}
+
+const xor = (a: Buffer, b: Buffer) => Buffer.from(a.map((x, i) => x ^ b[i]));
+
+/**
+ * RSA/NONE/OAEPWithSHA256AndMGF1Padding as Java (and so Collect) does it: OAEP with SHA-256, but MGF1 with
+ * Java's default SHA-1 (mgf1Hash 'sha256' gives what Node's publicEncrypt with oaepHash sha256 does).
+ */
+export function oaepEncrypt(publicKey: crypto.KeyObject, message: Buffer, mgf1Hash = 'sha1'): Buffer {
+  const k = publicKey.asymmetricKeyDetails!.modulusLength! / 8;
+  const hLen = 32;
+  const db = Buffer.concat([crypto.createHash('sha256').digest(), Buffer.alloc(k - message.length - 2 * hLen - 2), Buffer.from([1]), message]);
+  const seed = crypto.randomBytes(hLen);
+  const maskedDb = xor(db, mgf1(seed, db.length, mgf1Hash));
+  const maskedSeed = xor(seed, mgf1(maskedDb, hLen, mgf1Hash));
+  return crypto.publicEncrypt({ key: publicKey, padding: crypto.constants.RSA_NO_PADDING }, Buffer.concat([Buffer.from([0]), maskedSeed, maskedDb]));
+}
+
+/** The IV of a submission's n-th file (0-based): md5(instanceID ‖ key), one byte bumped per file so far. */
+function fileIv(instanceId: string, key: Buffer, index: number): Buffer {
+  const iv = crypto.createHash('md5').update(instanceId).update(key).digest();
+  for (let i = 0; i <= index; i++) iv[i % 16] = (iv[i % 16] + 1) & 0xff;
+  return iv;
+}
+
+/**
+ * Encrypts an instance as Collect does (ODK XForms encryption spec): a fresh AES-256 key wrapped with the form's RSA
+ * key; the media files, then the XML, each AES-256-CFB with PKCS#7 padding and its own IV; the manifest with the
+ * element signature. The files come back in encryption order, ready to send with the manifest.
+ */
+export function encryptAsCollect(o: { publicKey: string; formId: string; version?: string; instanceId: string; xml: string;
+  media?: { name: string; data: Buffer }[]; mgf1Hash?: string }): EncryptedSubmission {
+  const rsa = crypto.createPublicKey({ key: Buffer.from(o.publicKey, 'base64'), format: 'der', type: 'spki' });
+  const aes = crypto.randomBytes(32);
+  const wrapped = oaepEncrypt(rsa, aes, o.mgf1Hash).toString('base64');
+  const plain = [...(o.media ?? []), { name: 'submission.xml', data: Buffer.from(o.xml) }];
+  const files = plain.map((p, index) => {
+    const pad = 16 - (p.data.length % 16);
+    const cipher = crypto.createCipheriv('aes-256-cfb', aes, fileIv(o.instanceId, aes, index));
+    return { name: `${p.name}.enc`, data: Buffer.concat([cipher.update(Buffer.concat([p.data, Buffer.alloc(pad, pad)])), cipher.final()]) };
+  });
+  const signed = [o.formId, ...(o.version ? [o.version] : []), wrapped, o.instanceId,
+    ...plain.map((p) => `${p.name}::${crypto.createHash('md5').update(p.data).digest('hex')}`)].join('\n') + '\n';
+  const signature = oaepEncrypt(rsa, crypto.createHash('md5').update(signed).digest(), o.mgf1Hash).toString('base64');
+  const manifest = `<data xmlns="http://opendatakit.org/submissions" id="${o.formId}"${o.version ? ` version="${o.version}"` : ''} encrypted="yes">`
+    + `<base64EncryptedKey>${wrapped}</base64EncryptedKey>`
+    + `<encryptedXmlFile>submission.xml.enc</encryptedXmlFile>`
+    + (o.media ?? []).map((m) => `<media><file>${m.name}.enc</file></media>`).join('')
+    + `<base64EncryptedElementSignature>${signature}</base64EncryptedElementSignature>`
+    + `<orx:meta xmlns:orx="http://openrosa.org/xforms"><orx:instanceID>${o.instanceId}</orx:instanceID></orx:meta></data>`;
+  return { manifest, files };
 }
