@@ -6,16 +6,32 @@
  * hard one when it changes a property (or the label) the server also changed since that base. An entity's
  * conflict only ever rises (null → soft → hard) until resolved.
  */
+
+/*
+ * Entities under concurrency. Every change to an entity holds its advisory lock (app_hidden.lock_entity, by
+ * uuid, so it works before the entity exists) until commit. A transaction that changes several entities
+ * takes all their locks first, in one global order (app_hidden.lock_entities), before writing anything: with
+ * the row locks writes take afterwards (the entity, its dataset's updated_at), locks are always acquired
+ * advisory locks first and in key order, so two submissions (or bulk requests) touching the same entities in
+ * different orders wait for each other instead of deadlocking. The next version number is computed under the
+ * entity's row lock, and unique (entity_id, version) stays as the backstop.
+ * A deadlock or serialization failure is never recorded as an entity.error (which would lose the update): it
+ * fails the job, which workers/tasks/entities.ts retries; processing a submission twice is harmless because
+ * the "already processed" check runs again under the locks.
+ */
 drop table if exists app_public.entity_defs cascade;
 drop table if exists app_public.entity_def_sources cascade;
 drop table if exists app_public.entities cascade;
 drop table if exists app_private.purged_entities cascade;
 drop type if exists app_hidden.client_entity cascade;
 drop function if exists app_hidden.lock_entity(uuid) cascade;
+drop function if exists app_hidden.entity_lock_key(uuid) cascade;
+drop function if exists app_hidden.lock_entities(uuid[]) cascade;
+drop function if exists app_hidden.uuid_or_null(text) cascade;
 drop function if exists app_hidden.normalize_uuid(text, text) cascade;
 drop function if exists app_hidden.new_entity_source(text, int, jsonb, boolean) cascade;
 drop function if exists app_hidden.insert_entity(app_public.datasets, app_hidden.client_entity, bigint, int, text, text) cascade;
-drop function if exists app_hidden.insert_entity_version(app_public.datasets, app_public.entities, app_hidden.client_entity, int, bigint, int, text, text, boolean) cascade;
+drop function if exists app_hidden.insert_entity_version(app_public.datasets, app_public.entities, app_hidden.client_entity, int, bigint, int, text, boolean) cascade;
 drop function if exists app_hidden.entity_for(app_public.datasets, text, boolean) cascade;
 drop function if exists app_hidden.entity_from_json(app_public.datasets, jsonb, boolean) cascade;
 drop function if exists app_hidden.audit_entity(text, app_public.datasets, app_public.entities, jsonb) cascade;
@@ -97,12 +113,42 @@ create type app_hidden.client_entity as (
 );
 comment on type app_hidden.client_entity is 'One entity as received: uuid, label (null when not changed), properties, and the versions it was based on.';
 
+create function app_hidden.entity_lock_key(target uuid) returns bigint
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select ('x' || substr(replace(target::text, '-', ''), 1, 15))::bit(60)::bigint $$;
+comment on function app_hidden.entity_lock_key(uuid) is 'The advisory lock key of an entity uuid (its first 60 bits).';
+
+create function app_hidden.lock_entities(targets uuid[]) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  k bigint;
+begin
+  -- In key order, so that transactions locking overlapping sets never wait on each other in a cycle.
+  for k in select distinct app_hidden.entity_lock_key(t) from unnest(targets) t where t is not null order by 1 loop
+    perform pg_advisory_xact_lock(k);
+  end loop;
+end
+$$;
+comment on function app_hidden.lock_entities(uuid[]) is 'Takes the locks of several entities (as lock_entity) in one global order; call it before writing anything.';
+
+create function app_hidden.uuid_or_null(id text) returns uuid
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select lower(m[2])::uuid
+  from regexp_match(id, '^(uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$') m
+$$;
+comment on function app_hidden.uuid_or_null(text) is 'The uuid normalize_uuid would return, or null where it would raise (for locking before validating).';
+
 create function app_hidden.lock_entity(target uuid) returns void
 language sql volatile
 set search_path = pg_catalog, pg_temp
 as $$
   -- An advisory lock works before the entity exists (offline updates may arrive before their create).
-  select pg_advisory_xact_lock(('x' || substr(replace(target::text, '-', ''), 1, 15))::bit(60)::bigint)
+  select pg_advisory_xact_lock(app_hidden.entity_lock_key(target))
 $$;
 comment on function app_hidden.lock_entity(uuid) is 'Serializes every change to one entity (by uuid) until the end of the transaction.';
 
@@ -203,8 +249,8 @@ as $$
 $$;
 
 create function app_hidden.insert_entity_version(d app_public.datasets, e app_public.entities, c app_hidden.client_entity,
-                                                 base int, source bigint, creator int, agent text,
-                                                 create_as_update boolean default false)
+                                                            base int, source bigint, creator int, agent text,
+                                                            create_as_update boolean default false)
 returns app_public.entities
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -215,8 +261,11 @@ declare
   received jsonb := coalesce(c.data, '{}') || case when c.label is null then '{}' else jsonb_build_object('label', c.label) end;
   server_changes jsonb;
   conflicting jsonb;
-  new_conflict text := e.conflict;
+  new_conflict text;
 begin
+  -- Callers hold the entity's advisory lock; the row lock makes this safe on its own, and the state fresh.
+  select * into e from app_public.entities where id = e.id for update;
+  new_conflict := e.conflict;
   select * into cur from app_public.entity_defs where entity_id = e.id and current;
   select * into base_def from app_public.entity_defs where entity_id = e.id and version = base;
   if base_def.version <> cur.version or create_as_update then
@@ -254,7 +303,7 @@ begin
 end
 $$;
 comment on function app_hidden.insert_entity_version(app_public.datasets, app_public.entities, app_hidden.client_entity, int, bigint, int, text, boolean) is
-  'Adds the next version of an entity from a client update based on version base: merges data and label, and raises the conflict as Central defines it.';
+  'Adds the next version of an entity (under its row lock) from a client update based on version base: merges data and label, and raises the conflict as Central defines it.';
 
 /* The API. */
 create function app_hidden.entity_for(d app_public.datasets, ref text, want_deleted boolean default false) returns app_public.entities
@@ -382,12 +431,13 @@ begin
     perform app_hidden.problem(409.3, format('A resource already exists with uuid value(s) of %s.', dup),
       jsonb_build_object('fields', jsonb_build_array('uuid'), 'values', jsonb_build_array(dup)));
   end if;
+  -- Locked before checking: a create of the same uuid committed meanwhile is then seen (409.3).
+  perform app_hidden.lock_entities(array(select cl.uuid from unnest(clients) cl));
   perform app_hidden.assert_uuids_unused(array(select cl.uuid from unnest(clients) cl));
   src := app_hidden.new_entity_source(case when bulk then 'bulk' else 'api' end, null,
     case when bulk then jsonb_strip_nulls(jsonb_build_object('name', source->>'name', 'size', nullif(source->'size', 'null'::jsonb),
                                                              'count', jsonb_array_length(entities), 'userAgent', agent)) end);
   foreach c in array clients loop
-    perform app_hidden.lock_entity(c.uuid);
     e := app_hidden.insert_entity(d, c, src, me, agent);
     if not bulk then
       update app_public.entity_def_sources set audit_id = app_hidden.audit_entity('entity.create', d, e) where id = src;
@@ -464,6 +514,7 @@ begin
   if ids is null or cardinality(ids) = 0 then
     perform app_hidden.problem(400.2, 'Required parameter ids missing.', '{"field":"ids"}');
   end if;
+  perform app_hidden.lock_entities(array(select app_hidden.uuid_or_null(i) from unnest(ids) i));
   foreach ref in array ids loop
     targets := targets || app_hidden.entity_for(d, ref);
   end loop;
@@ -496,6 +547,7 @@ begin
   if ids is null or cardinality(ids) = 0 then
     perform app_hidden.problem(400.2, 'Required parameter ids missing.', '{"field":"ids"}');
   end if;
+  perform app_hidden.lock_entities(array(select app_hidden.uuid_or_null(i) from unnest(ids) i));
   foreach ref in array ids loop
     targets := targets || app_hidden.entity_for(d, ref, true);
   end loop;

@@ -22,6 +22,7 @@
  * version by job_key) when a submission version is stored or a submission is approved.
  */
 drop table if exists app_private.entity_submission_backlog cascade;
+drop function if exists app_hidden.submission_entities_done(int) cascade;
 drop function if exists app_hidden.entity_xpath(text) cascade;
 drop function if exists app_hidden.xml_string(text, xml) cascade;
 drop function if exists app_hidden.submission_entity_blocks(bigint) cascade;
@@ -369,8 +370,18 @@ begin
 end
 $$;
 
+create function app_hidden.submission_entities_done(submission int) returns boolean
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select exists (select 1 from app_public.entity_defs x join app_public.entity_def_sources s on s.id = x.source_id
+                 join app_public.submission_defs y on y.id = s.submission_def_id where y.submission_id = submission)
+      or exists (select 1 from app_private.entity_submission_backlog b where b.submission_id = submission)
+$$;
+comment on function app_hidden.submission_entities_done(int) is 'Whether a submission already made an entity version or is held in the offline backlog (then it is not processed again).';
+
 create function app_hidden.process_submission_entities(submission_def_id bigint, event text default 'submission.create',
-                                                       actor int default null, force boolean default false)
+                                                                  actor int default null, force boolean default false)
 returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -395,38 +406,45 @@ begin
     return;
   end if;
   -- Once a submission made an entity version, or while it is held, it is not processed again.
-  if exists (select 1 from app_public.entity_defs x join app_public.entity_def_sources s on s.id = x.source_id
-             join app_public.submission_defs y on y.id = s.submission_def_id where y.submission_id = sub.id)
-     or exists (select 1 from app_private.entity_submission_backlog b where b.submission_id = sub.id) then
+  if app_hidden.submission_entities_done(sub.id) then
     return;
   end if;
   perform set_config('fieldbase.actor_id', coalesce(actor, sd.submitter_id)::text, true);
   begin
     blocks := array(select app_hidden.submission_entity_blocks(sd.id));
-    src := app_hidden.new_entity_source('submission', sd.id, jsonb_build_object('submission', jsonb_build_object('instanceId', sd.instance_id)), force);
-    for i in 1 .. coalesce(array_length(blocks, 1), 0) loop
-      begin
-        perform app_hidden.process_entity_block(blocks[i], src, sd, f, event, force);
-      exception when others then
-        get stacked diagnostics state = returned_sqlstate, hint = pg_exception_hint, detail = pg_exception_detail, msg = message_text;
-        if array_length(blocks, 1) = 1 then
-          raise exception using errcode = state, message = msg, hint = hint, detail = detail;
-        end if;
-        errors := errors || jsonb_build_object('index', i - 1, 'errorMessage', msg,
-                                               'problem', app_hidden.problem_parts(state, hint, msg, detail));
-      end;
-    end loop;
-    if jsonb_array_length(errors) > 0 then
-      perform app_hidden.problem(400.43, format('Failed to process %s of %s entities in submission: %s', jsonb_array_length(errors),
-        array_length(blocks, 1), (select string_agg(format('(Entity %s) %s', (x->>'index')::int + 1, x->>'errorMessage'), ' ')
-                                  from jsonb_array_elements(errors) x)),
-        jsonb_build_object('count', jsonb_array_length(errors), 'total', array_length(blocks, 1), 'errors', errors));
+    -- Every entity the submission names is locked before anything is written (see the top of this file).
+    perform app_hidden.lock_entities(array(select app_hidden.uuid_or_null(b->'system'->>'id') from unnest(blocks) b));
+    -- Checked again under the locks: a concurrent run for the same submission has committed by now.
+    if not app_hidden.submission_entities_done(sub.id) then
+      src := app_hidden.new_entity_source('submission', sd.id, jsonb_build_object('submission', jsonb_build_object('instanceId', sd.instance_id)), force);
+      for i in 1 .. coalesce(array_length(blocks, 1), 0) loop
+        begin
+          perform app_hidden.process_entity_block(blocks[i], src, sd, f, event, force);
+        exception when others then
+          get stacked diagnostics state = returned_sqlstate, hint = pg_exception_hint, detail = pg_exception_detail, msg = message_text;
+          if array_length(blocks, 1) = 1 or state in ('40P01', '40001', '55P03') then
+            raise exception using errcode = state, message = msg, hint = hint, detail = detail;
+          end if;
+          errors := errors || jsonb_build_object('index', i - 1, 'errorMessage', msg,
+                                                 'problem', app_hidden.problem_parts(state, hint, msg, detail));
+        end;
+      end loop;
+      if jsonb_array_length(errors) > 0 then
+        perform app_hidden.problem(400.43, format('Failed to process %s of %s entities in submission: %s', jsonb_array_length(errors),
+          array_length(blocks, 1), (select string_agg(format('(Entity %s) %s', (x->>'index')::int + 1, x->>'errorMessage'), ' ')
+                                    from jsonb_array_elements(errors) x)),
+          jsonb_build_object('count', jsonb_array_length(errors), 'total', array_length(blocks, 1), 'errors', errors));
+      end if;
+      -- A source no version used (nothing to do, or held) is not kept.
+      delete from app_public.entity_def_sources s where s.id = src and not exists (select 1 from app_public.entity_defs x where x.source_id = src);
     end if;
-    -- A source no version used (nothing to do, or held) is not kept.
-    delete from app_public.entity_def_sources s where s.id = src and not exists (select 1 from app_public.entity_defs x where x.source_id = src);
   exception when others then
-    -- Every change above is undone; the submission stays, and the failure is recorded as Central does.
     get stacked diagnostics state = returned_sqlstate, hint = pg_exception_hint, detail = pg_exception_detail, msg = message_text;
+    -- A deadlock or serialization failure says nothing about the submission: the job fails and is retried.
+    if state in ('40P01', '40001', '55P03') then
+      raise;
+    end if;
+    -- Every change above is undone; the submission stays, and the failure is recorded as Central does.
     problem := app_hidden.problem_parts(state, hint, msg, detail);
     perform app_hidden.log_audit('entity.error', f.actee_id, jsonb_build_object(
       'submissionId', sd.submission_id, 'submissionDefId', sd.id, 'errorMessage', msg, 'problem', problem));
@@ -435,7 +453,7 @@ begin
 end
 $$;
 comment on function app_hidden.process_submission_entities(bigint, text, int, boolean) is
-  'Creates/updates the entities a submission version declares (see the contract at the top of 52-entity-submissions.sql); never raises, logs entity.error instead.';
+  'Creates/updates the entities a submission version declares (see the contract at the top of 52-entity-submissions.sql) under their locks; never raises but for deadlocks and serialization failures (the job retries), logs entity.error instead.';
 
 create function app_hidden.queue_submission_entities(def_id bigint, event text, actor int default null) returns void
 language plpgsql volatile security definer
@@ -457,10 +475,14 @@ declare
   held app_private.entity_submission_backlog;
   n int := 0;
 begin
+  -- The entities first (in lock order), so that a held update released meanwhile is seen as gone.
+  perform app_hidden.lock_entities(array(select b.entity_uuid from app_private.entity_submission_backlog b
+                                         where force_all or b.logged_at < now() - older_than));
   -- Held updates whose predecessors never came are applied anyway, in branch order (Central: after 5 days).
   for held in select * from app_private.entity_submission_backlog
               where force_all or logged_at < now() - older_than order by branch_id, branch_base_version loop
     delete from app_private.entity_submission_backlog where submission_def_id = held.submission_def_id;
+    continue when not found;
     perform set_config('fieldbase.actor_id', coalesce(held.actor_id::text, ''), true);
     perform app_hidden.log_audit('submission.backlog.force',
       (select f.actee_id from app_public.forms f join app_public.submission_defs sd on sd.form_id = f.id where sd.id = held.submission_def_id),
