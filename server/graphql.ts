@@ -33,7 +33,8 @@ export async function mountGraphql(app: Express, db: Database, options: { produc
       watch: false,
       maskError: options.production ? undefined : (error) => error,
     },
-    grafast: { explain: !options.production },
+    // Query plans only when asked for (they show the SQL): FIELDBASE_GRAPHQL_EXPLAIN=on, never in production.
+    grafast: { explain: !options.production && process.env.FIELDBASE_GRAPHQL_EXPLAIN === 'on' },
   });
   const serv = pgl.createServ(grafserv);
   await serv.addTo(app, options.server ?? null, false);
