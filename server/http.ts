@@ -1,4 +1,5 @@
 // Small helpers every route uses: the actor's transaction, request bodies, extended metadata.
+import { once } from 'node:events';
 import type { Request, Response } from 'express';
 import type { Database, Db } from './db.ts';
 import { problems } from './errors.ts';
@@ -73,4 +74,16 @@ export const success = { success: true };
 
 export function sendJson(res: Response, value: unknown, status = 200): void {
   res.status(status).json(value);
+}
+
+/** Waits until a streamed response takes more data; false when the connection closed instead. */
+export async function drained(res: Response): Promise<boolean> {
+  if (res.destroyed) return false;
+  const done = new AbortController();
+  const wait = (event: string, result: boolean) => once(res, event, { signal: done.signal }).then(() => result, () => result);
+  try {
+    return await Promise.race([wait('drain', true), wait('close', false)]);
+  } finally {
+    done.abort();
+  }
 }

@@ -1,6 +1,6 @@
 // Central's OData documents for a dataset (…/datasets/:name.svc), as pure functions of its name and property
 // list: the service document, the EDMX $metadata, $select validation, and entity rows as OData JSON.
-import { sanitizeIdentifier } from './odata.ts';
+import { primaryAnnotations, sanitizeIdentifier } from './odata.ts';
 import { oDataProblems } from './odata-query.ts';
 import { xmlText } from './openrosa.ts';
 
@@ -26,7 +26,6 @@ export function entityMetadataDocument(datasetName: string, properties: EntityPr
   const namespace = `org.opendatakit.user.${sanitizeIdentifier(datasetName)}`;
   const system = entitySystemProperties.map(([name, type]) => `        <Property Name="${name}" Type="${type}"/>\n`).join('');
   const props = properties.map((p) => `        <Property Name="${xmlText(p.odataName)}" Type="Edm.String"/>\n`).join('');
-  const nonFilterable = properties.map((p) => `                  <PropertyPath>${xmlText(p.odataName)}</PropertyPath>\n`).join('');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">
   <edmx:DataServices>
@@ -43,37 +42,7 @@ ${system}      </ComplexType>
 ${props}      </EntityType>
       <EntityContainer Name="${xmlText(datasetName)}">
         <EntitySet Name="Entities" EntityType="${xmlText(namespace)}.Entities">
-          <Annotation Term="Org.OData.Capabilities.V1.ConformanceLevel" EnumMember="Org.OData.Capabilities.V1.ConformanceLevelType/Minimal"/>
-          <Annotation Term="Org.OData.Capabilities.V1.BatchSupported" Bool="false"/>
-          <Annotation Term="Org.OData.Capabilities.V1.CountRestrictions">
-            <Record><PropertyValue Property="Countable" Bool="true"/></Record>
-          </Annotation>
-          <Annotation Term="Org.OData.Capabilities.V1.FilterFunctions">
-            <Record>
-              <PropertyValue Property="NonCountableProperties">
-                <Collection>
-                  <String>eq</String>
-                </Collection>
-              </PropertyValue>
-            </Record>
-          </Annotation>
-          <Annotation Term="Org.OData.Capabilities.V1.FilterFunctions">
-            <Record>
-              <PropertyValue Property="Filterable" Bool="true"/>
-              <PropertyValue Property="RequiresFilter" Bool="false"/>
-              <PropertyValue Property="NonFilterableProperties">
-                <Collection>
-${nonFilterable}                </Collection>
-              </PropertyValue>
-            </Record>
-          </Annotation>
-          <Annotation Term="Org.OData.Capabilities.V1.SortRestrictions">
-            <Record><PropertyValue Property="Sortable" Bool="false"/></Record>
-          </Annotation>
-          <Annotation Term="Org.OData.Capabilities.V1.ExpandRestrictions">
-            <Record><PropertyValue Property="Expandable" Bool="false"/></Record>
-          </Annotation>
-        </EntitySet>
+${primaryAnnotations(properties.map((p) => p.odataName))}        </EntitySet>
       </EntityContainer>
     </Schema>
   </edmx:DataServices>

@@ -168,7 +168,8 @@ const systemSchema = `    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm
     </Schema>
 `;
 
-const primaryAnnotations = (properties: EdmProperty[]) => `          <Annotation Term="Org.OData.Capabilities.V1.ConformanceLevel" EnumMember="Org.OData.Capabilities.V1.ConformanceLevelType/Minimal"/>
+/** The capability annotations of a primary entity set (Submissions, Entities), as Central writes them. */
+export const primaryAnnotations = (nonFilterable: string[]) => `          <Annotation Term="Org.OData.Capabilities.V1.ConformanceLevel" EnumMember="Org.OData.Capabilities.V1.ConformanceLevelType/Minimal"/>
           <Annotation Term="Org.OData.Capabilities.V1.BatchSupported" Bool="false"/>
           <Annotation Term="Org.OData.Capabilities.V1.CountRestrictions">
             <Record><PropertyValue Property="Countable" Bool="true"/></Record>
@@ -188,7 +189,7 @@ const primaryAnnotations = (properties: EdmProperty[]) => `          <Annotation
               <PropertyValue Property="RequiresFilter" Bool="false"/>
               <PropertyValue Property="NonFilterableProperties">
                 <Collection>
-${properties.map((p) => `                  <PropertyPath>${escapeXml(p.name)}</PropertyPath>\n`).join('')}                </Collection>
+${nonFilterable.map((name) => `                  <PropertyPath>${escapeXml(name)}</PropertyPath>\n`).join('')}                </Collection>
               </PropertyValue>
             </Record>
           </Annotation>
@@ -239,7 +240,7 @@ ${e === submissions ? '        <Property Name="__system" Type="org.opendatakit.s
 ${propertyLines(c.properties)}      </ComplexType>
 `).join('');
   const entitySetXml = entityTypes.map((e) => `        <EntitySet Name="${escapeXml(e.name)}" EntityType="${escapeXml(base)}.${escapeXml(e.name)}">
-${e === submissions ? primaryAnnotations(e.properties) : ''}        </EntitySet>
+${e === submissions ? primaryAnnotations(e.properties.map((p) => p.name)) : ''}        </EntitySet>
 `).join('');
 
   return `<?xml version="1.0" encoding="UTF-8"?>

@@ -2,11 +2,10 @@
 // download (live and trashed), the OpenRosa integrity check, and entity lists served as form attachments.
 // The logic is in SQL (50–56-*.sql).
 import crypto from 'node:crypto';
-import { once } from 'node:events';
 import { Router, type Request, type Response, type NextFunction } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
-import { body, extended, idParam, many, one, optionalString, success, transaction } from '../http.ts';
+import { body, drained, extended, idParam, many, one, optionalString, success, transaction } from '../http.ts';
 import { compileFilter, SqlParams, type ColumnMap } from '../formats/odata-query.ts';
 import { Problem, problems } from '../errors.ts';
 import { projectEmbeds } from './project-embeds.ts';
@@ -181,18 +180,6 @@ export function entityQuery(datasetId: number, query: Record<string, unknown>): 
     where: `e.dataset_id = $1 ${filter.mentionsDeletedAt ? '' : 'and e.deleted_at is null'} and (${filter.sql}) and ${search}`,
     values: params.values,
   };
-}
-
-/** Waits until a streamed response takes more data; false when the connection closed instead. */
-export async function drained(res: Response): Promise<boolean> {
-  if (res.destroyed) return false;
-  const done = new AbortController();
-  const wait = (event: string, result: boolean) => once(res, event, { signal: done.signal }).then(() => result, () => result);
-  try {
-    return await Promise.race([wait('drain', true), wait('close', false)]);
-  } finally {
-    done.abort();
-  }
 }
 
 async function propertyNames(db: Db, datasetId: number): Promise<string[]> {

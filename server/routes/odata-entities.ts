@@ -3,7 +3,7 @@
 import { Router, type Request, type Response } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
-import { transaction, one } from '../http.ts';
+import { drained, transaction, one } from '../http.ts';
 import { problems } from '../errors.ts';
 import {
   SqlParams, compileFilter, parseOrderBy, orderBySql, afterCursorSql, cursorValuesSql, parseODataQuery, encodeSkiptoken,
@@ -14,7 +14,7 @@ import {
   entityProperties, entityServiceDocument, entityMetadataDocument, entitySelection, entityODataJson,
   type EntityProperty, type EntityODataRow, type EntitySelection,
 } from '../formats/odata-entities.ts';
-import { entityColumns, entitySearchSql, drained } from './datasets.ts';
+import { entityColumns, entitySearchSql } from './datasets.ts';
 
 export const odataEntities = Router();
 

@@ -1,11 +1,10 @@
 // OData form services: …/forms/:xmlFormId.svc and …/forms/:xmlFormId/draft.svc — the service document,
 // $metadata, and data documents streamed from a PostgreSQL cursor (filter, order, paging, count in SQL).
 import crypto from 'node:crypto';
-import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
-import { transaction, one } from '../http.ts';
+import { drained, transaction, one } from '../http.ts';
 import { problems } from '../errors.ts';
 import {
   formSchema, serviceDocument, metadataDocument, resolveTable, selection, submissionEntity, repeatEntity,
@@ -152,18 +151,6 @@ async function streamFeed(req: Request, res: Response, db: Db, service: Service,
       : { instanceId: last.instance_id, k: last.cursor }))
     : null;
   res.end(dataDocumentEnd({ serviceUrl: service.url, table: table.name, nextLink, count }));
-}
-
-/** Waits for the response to take more data; false when the connection closed instead. */
-async function drained(res: Response): Promise<boolean> {
-  if (res.destroyed) return false;
-  const done = new AbortController();
-  const wait = (event: string, result: boolean) => once(res, event, { signal: done.signal }).then(() => result, () => result);
-  try {
-    return await Promise.race([wait('drain', true), wait('close', false)]);
-  } finally {
-    done.abort();
-  }
 }
 
 function absoluteUrl(req: Request): string {
