@@ -11,12 +11,11 @@
 // BENCH_ENTITIES (default 10000), BENCH_TIMEOUT (seconds, default 900), FIELDBASE_BENCH_CURRENT (like
 // FIELDBASE_TEST_CURRENT: only these migrations/current/ files).
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { externalCluster, startEmbeddedCluster, type Cluster } from '../db/cluster.ts';
-import { migrateDatabase, migrationsFolder } from '../db/migrate.ts';
+import { migrateDatabase, migrationsWithCurrent } from '../db/migrate.ts';
 import { formXml, submissionXml, membersOf, questionCount, xmlFormId } from './form.ts';
 
 const clients = 16;
@@ -48,18 +47,6 @@ function printTable() {
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
-}
-
-/** migrations/ with only the current/ files FIELDBASE_BENCH_CURRENT names (by prefix), when it is set. */
-function migrations(): string {
-  const only = process.env.FIELDBASE_BENCH_CURRENT?.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!only) return migrationsFolder;
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldbase-bench-migrations-'));
-  fs.cpSync(migrationsFolder, folder, { recursive: true });
-  for (const file of fs.readdirSync(path.join(folder, 'current'))) {
-    if (!only.some((prefix) => file.startsWith(prefix))) fs.rmSync(path.join(folder, 'current', file));
-  }
-  return folder;
 }
 
 async function onDatabase(cluster: Cluster, sql: string) {
@@ -289,7 +276,7 @@ try {
   await onDatabase(cluster, `drop database if exists ${name} with (force)`);
   await onDatabase(cluster, `create database ${name}`);
   console.log('migrating a scratch database…');
-  await migrateDatabase(cluster.url(name), cluster.url('postgres'), { includeCurrent: true, folder: migrations() });
+  await migrateDatabase(cluster.url(name), cluster.url('postgres'), { includeCurrent: true, folder: migrationsWithCurrent(process.env.FIELDBASE_BENCH_CURRENT) });
   owner = new pg.Pool({ connectionString: cluster.url(name), max: 2 });
   const ignore = (err: Error) => console.error('bench database connection:', err.message);
   owner.on('error', ignore);

@@ -1,10 +1,27 @@
 // Applies graphile-migrate's committed migrations (and, for development and tests, current/).
 import path from 'node:path';
 import fs from 'node:fs';
+import os from 'node:os';
 import { migrate, watch, Logger, type Settings } from 'graphile-migrate';
 import { runMigrations, Logger as WorkerLogger } from 'graphile-worker';
 
 export const migrationsFolder = path.resolve(import.meta.dirname, '..', 'migrations');
+
+/**
+ * migrations/ with only the current/ files whose names start with one of `prefixes` (a comma list, e.g.
+ * "01,10"), copied to a temporary folder; the real folder when none are given. Lets tests and benchmarks run
+ * while someone else's work in progress in current/ does not apply yet.
+ */
+export function migrationsWithCurrent(prefixes: string | undefined): string {
+  const only = prefixes?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!only) return migrationsFolder;
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldbase-migrations-'));
+  fs.cpSync(migrationsFolder, folder, { recursive: true });
+  for (const file of fs.readdirSync(path.join(folder, 'current'))) {
+    if (!only.some((prefix) => file.startsWith(prefix))) fs.rmSync(path.join(folder, 'current', file));
+  }
+  return folder;
+}
 
 function settings(connectionString: string, rootConnectionString: string, folder = migrationsFolder): Settings {
   return {

@@ -4,24 +4,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import { externalCluster, freePort, startEmbeddedCluster, type Cluster } from '../db/cluster.ts';
-import fs from 'node:fs';
-import os from 'node:os';
-import { migrateDatabase, migrationsFolder } from '../db/migrate.ts';
-
-/**
- * FIELDBASE_TEST_CURRENT=01,10 applies only those migrations/current/ files (by prefix): a way to keep
- * testing while someone else's work in progress there does not apply yet.
- */
-function migrationsForTests(): string {
-  const only = process.env.FIELDBASE_TEST_CURRENT?.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!only) return migrationsFolder;
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldbase-migrations-'));
-  fs.cpSync(migrationsFolder, folder, { recursive: true });
-  for (const file of fs.readdirSync(path.join(folder, 'current'))) {
-    if (!only.some((prefix) => file.startsWith(prefix))) fs.rmSync(path.join(folder, 'current', file));
-  }
-  return folder;
-}
+import { migrateDatabase, migrationsWithCurrent } from '../db/migrate.ts';
 
 async function dropDatabase(cluster: Cluster, name: string) {
   const client = new pg.Client({ connectionString: cluster.url('postgres') });
@@ -49,7 +32,7 @@ let exitCode = 1;
 try {
   await dropDatabase(cluster, template);
   await createDatabase(cluster, template);
-  await migrateDatabase(cluster.url(template), cluster.url('postgres'), { includeCurrent: true, folder: migrationsForTests() });
+  await migrateDatabase(cluster.url(template), cluster.url('postgres'), { includeCurrent: true, folder: migrationsWithCurrent(process.env.FIELDBASE_TEST_CURRENT) });
 
   const avaArgs = process.argv.slice(2);
   const child = spawn(process.execPath, [path.resolve('node_modules/ava/entrypoints/cli.mjs'), ...avaArgs], {
