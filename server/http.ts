@@ -1,4 +1,5 @@
 // Small helpers every route uses: the actor's transaction, request bodies, extended metadata.
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import type { Request, Response } from 'express';
 import type { Database, Db } from './db.ts';
@@ -86,4 +87,17 @@ export async function drained(res: Response): Promise<boolean> {
   } finally {
     done.abort();
   }
+}
+
+/** Sets a weak ETag hashed from `basis` (a version stamp plus what else shapes the response); sends 304 and
+ * returns true when the client already has that version (If-None-Match). */
+export function fresh(req: Request, res: Response, basis: string): boolean {
+  const etag = `W/"${crypto.createHash('sha1').update(basis).digest('hex')}"`;
+  res.set('ETag', etag);
+  const wanted = (req.get('if-none-match') ?? '').split(',').map((t) => t.trim());
+  if (wanted.includes(etag) || wanted.includes(etag.slice(2)) || wanted.includes('*')) {
+    res.status(304).end();
+    return true;
+  }
+  return false;
 }

@@ -3,7 +3,7 @@
 import { Router, type Request, type Response } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
-import { drained, transaction, one } from '../http.ts';
+import { drained, fresh, transaction, one } from '../http.ts';
 import { problems } from '../errors.ts';
 import {
   SqlParams, compileFilter, parseOrderBy, orderBySql, afterCursorSql, cursorValuesSql, parseODataQuery, encodeSkiptoken,
@@ -55,8 +55,14 @@ odataEntities.get(servicePath, async (req, res) => {
     const service = await openService(req, db, match);
     if (rest === '') res.type(jsonType).send(JSON.stringify(entityServiceDocument(service.url)));
     else if (rest === '$metadata') res.type('application/xml; charset=utf-8').send(entityMetadataDocument(service.name, service.properties));
-    else if (rest === 'Entities') await streamEntities(req, res, db, service);
-    else throw problems.notFound();
+    else if (rest === 'Entities') {
+      try {
+        await streamEntities(req, res, db, service);
+      } catch (err) {
+        if (!res.headersSent) res.removeHeader('ETag'); // an error is no version of the document
+        throw err;
+      }
+    } else throw problems.notFound();
   });
 });
 
@@ -98,11 +104,14 @@ function feedSql(service: Service, query: ODataQuery, search: unknown): FeedSql 
   return { sql, values: params.values, count };
 }
 
-/** Streams the rows as PostgreSQL produces them; one row past $top tells whether there is a next page. */
+/** Streams the rows as PostgreSQL produces them; one row past $top tells whether there is a next page.
+ * ETag / If-None-Match → 304 as for form feeds: the dataset's stamp and the query. */
 async function streamEntities(req: Request, res: Response, db: Db, service: Service) {
   const query = parseODataQuery(req.query as Record<string, unknown>);
   const selection: EntitySelection | undefined = entitySelection(query.select, service.properties);
   const feed = feedSql(service, query, req.query.$search);
+  const { rows: [{ stamp }] } = await db.query('select app_hidden.odata_dataset_stamp($1) as stamp', [service.datasetId]);
+  if (fresh(req, res, `entities ${service.datasetId} ${stamp} ${req.originalUrl}`)) return;
   const count = feed.count ? Number((await db.query(feed.count.sql, feed.count.values)).rows[0].count) : null;
   const stream = db.query(new QueryStream(feed.sql, feed.values, { batchSize: 500 }));
   let written = 0;

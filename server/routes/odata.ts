@@ -1,10 +1,9 @@
 // OData form services: …/forms/:xmlFormId.svc and …/forms/:xmlFormId/draft.svc — the service document,
 // $metadata, and data documents streamed from a PostgreSQL cursor (filter, order, paging, count in SQL).
-import crypto from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
-import { drained, transaction, one } from '../http.ts';
+import { drained, fresh, transaction, one } from '../http.ts';
 import { problems } from '../errors.ts';
 import {
   formSchema, serviceDocument, metadataDocument, resolveTable, selection, submissionEntity, repeatEntity,
@@ -47,18 +46,6 @@ async function openService(req: Request, db: Db, match: RegExpExecArray): Promis
     formId: form.form_id, formDefId: form.form_def_id, xmlFormId: form.xml_form_id, draft,
     schema: formSchema(form.fields), url: `${req.protocol}://${req.get('host')}${original.slice(0, svcEnd)}`,
   };
-}
-
-/** Sends 304 when the client already has this version (If-None-Match), else sets the ETag. */
-function fresh(req: Request, res: Response, basis: string): boolean {
-  const etag = `W/"${crypto.createHash('sha1').update(basis).digest('hex')}"`;
-  res.set('ETag', etag);
-  const wanted = (req.get('if-none-match') ?? '').split(',').map((t) => t.trim());
-  if (wanted.includes(etag) || wanted.includes(etag.slice(2)) || wanted.includes('*')) {
-    res.status(304).end();
-    return true;
-  }
-  return false;
 }
 
 odata.get(servicePath, async (req, res) => {

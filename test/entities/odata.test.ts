@@ -126,6 +126,49 @@ test('who may read the feed: viewers yes; data collectors, other managers and an
   t.is((await get(`/v1/projects/${f.projectA}/datasets/people`)).body.name, 'people');
 });
 
+test('ETags: an unchanged feed answers If-None-Match with 304; new versions, deletions, properties and the query change it', async (t) => {
+  // A dataset of its own, so the changes here do not touch the other tests' entities.
+  const ds = `/v1/projects/${f.projectA}/datasets`;
+  const write = (path: string, method: string, body?: unknown) => f.server.request(`${ds}/places${path}`, { method, token: f.bob.token, body });
+  t.is((await f.server.request(ds, { method: 'POST', token: f.bob.token, body: { name: 'places' } })).status, 200);
+  t.is((await write('/properties', 'POST', { name: 'region' })).status, 200);
+  t.is((await write('/entities', 'POST', { uuid: uuid(101), label: 'Place 1', data: { region: 'North' } })).status, 200);
+  const url = `${ds}/places.svc/Entities?$count=true`;
+  const cached = (etag: string) => f.server.request(url, { token: f.bob.token, headers: { 'if-none-match': etag } });
+
+  const first = await get(url);
+  t.is(first.status, 200);
+  const etag = first.headers.get('etag')!;
+  t.regex(etag, /^W\/"[0-9a-f]{40}"$/);
+  const again = await cached(etag);
+  t.is(again.status, 304);
+  t.is(again.text, '');
+  t.is(again.headers.get('etag'), etag);
+  t.is((await f.server.request(url, { token: f.bob.token, headers: { 'if-none-match': `"nope", ${etag}` } })).status, 304);
+  t.not((await get(`${ds}/places.svc/Entities`)).headers.get('etag'), etag, 'another query, another tag');
+
+  t.is((await write(`/entities/${uuid(101)}?baseVersion=1`, 'PATCH', { data: { region: 'South' } })).status, 200);
+  const updated = await cached(etag);
+  t.is(updated.status, 200);
+  t.is(updated.body.value[0].region, 'South');
+  const afterUpdate = updated.headers.get('etag')!;
+  t.not(afterUpdate, etag);
+  t.is((await cached(afterUpdate)).status, 304);
+
+  t.is((await write(`/entities/${uuid(101)}`, 'DELETE')).status, 200);
+  const deleted = await cached(afterUpdate);
+  t.is(deleted.status, 200);
+  t.deepEqual(deleted.body.value, []);
+  const afterDelete = deleted.headers.get('etag')!;
+
+  t.is((await write('/properties', 'POST', { name: 'altitude' })).status, 200);
+  t.is((await cached(afterDelete)).status, 200, 'a new property is a new column');
+
+  const bad = await f.server.request(`${ds}/places.svc/Entities?$select=nope`, { token: f.bob.token, headers: { 'if-none-match': etag } });
+  t.is(bad.status, 400);
+  t.not(bad.headers.get('etag'), etag, 'an error is no version of the feed');
+});
+
 ////////////////////////////////////////////////////////////////////////////////
 // A real OData client
 
