@@ -1,11 +1,10 @@
 // Datasets (Entity Lists): listing, creating, metadata, access settings, deletion, properties, the CSV
 // download (live and trashed), the OpenRosa integrity check, and entity lists served as form attachments.
 // The logic is in SQL (50–56-*.sql).
-import crypto from 'node:crypto';
 import { Router, type Request, type Response, type NextFunction } from 'express';
 import QueryStream from 'pg-query-stream';
 import type { Db } from '../db.ts';
-import { body, drained, extended, idParam, many, one, optionalString, success, transaction } from '../http.ts';
+import { body, drained, extended, fresh, idParam, many, one, optionalString, success, transaction } from '../http.ts';
 import { compileFilter, SqlParams, type ColumnMap } from '../formats/odata-query.ts';
 import { Problem, problems } from '../errors.ts';
 import { projectEmbeds } from './project-embeds.ts';
@@ -186,11 +185,10 @@ async function propertyNames(db: Db, datasetId: number): Promise<string[]> {
   return (await many<{ name: string }>(db, 'select name from app_public.ds_properties where dataset_id = $1 order by id', [datasetId])).map((p) => p.name);
 }
 
-async function streamEntitiesCsv(db: Db, res: Response, datasetId: number, where: EntityQuery, fileName: string, etag?: string) {
+async function streamEntitiesCsv(db: Db, res: Response, datasetId: number, where: EntityQuery, fileName: string) {
   const properties = await propertyNames(db, datasetId);
   res.status(200).type('text/csv; charset=utf-8');
   res.setHeader('Content-Disposition', `attachment; filename="${encodeURIComponent(fileName)}"; filename*=UTF-8''${encodeURIComponent(fileName)}`);
-  if (etag) res.setHeader('ETag', etag);
   res.write(exportHeader(properties));
   const stream = db.query(new QueryStream(
     `with creators as (select c.id, app_hidden.entity_actor_json(c.id)->>'displayName' as name
@@ -210,13 +208,10 @@ datasets.get('/v1/projects/:projectId/datasets/:name/entities.csv', async (req, 
   await transaction(req, async (db) => {
     const d = await readDataset(db, projectId, nameParam(req), 'entity.list');
     const where = entityQuery(d.id, req.query as Record<string, unknown>);
-    const { rows: [state] } = await db.query(
-      `select count(*) as n, max(x.id) as last_def, max(coalesce(e.updated_at, e.created_at)) as changed,
-              (select string_agg(name, ',' order by id) from app_public.ds_properties where dataset_id = $1) as props
-       from app_public.entities e join app_public.entity_defs x on x.entity_id = e.id and x.current where ${where.where}`, where.values);
-    const etag = `"${crypto.createHash('md5').update(JSON.stringify([state, req.query.$filter, req.query.$search])).digest('hex')}"`;
-    if (req.get('if-none-match') === etag) { res.status(304).setHeader('ETag', etag); res.end(); return; }
-    await streamEntitiesCsv(db, res, d.id, where, `${d.name}.csv`, etag);
+    // The same version stamp and conditional-request handling as the dataset's OData feed.
+    const { rows: [{ stamp }] } = await db.query('select app_hidden.odata_dataset_stamp($1) as stamp', [d.id]);
+    if (fresh(req, res, `entities.csv ${d.id} ${stamp} ${req.originalUrl}`)) return;
+    await streamEntitiesCsv(db, res, d.id, where, `${d.name}.csv`);
   });
 });
 
