@@ -135,6 +135,11 @@ test.serial('entities.csv streams name, label, properties and system columns, wi
   t.true(lines.some((l) => l.startsWith(`${uuid(40)},"Zed ""Z"" Zed",Zed,,1.5 2.5 3 4,`) && l.endsWith(`,${f.bob.id},Bob,0,,1`)), lines.join("\n"));
   const etag = csv.headers.get('etag')!;
   t.is((await req(`${ds}/entities.csv`, f.chelsea.token, 'GET', undefined, { 'if-none-match': etag })).status, 304);
+  t.is((await req(`${ds}/entities.csv?$search=zed`, f.chelsea.token, 'GET', undefined, { 'if-none-match': etag })).status, 200, 'another query, another version');
+  await req(`${ds}/entities/${uuid(40)}?force=true`, f.bob.token, 'PATCH', { label: 'Zed "Z" Zed' });
+  const changed = await req(`${ds}/entities.csv`, f.chelsea.token, 'GET', undefined, { 'if-none-match': etag });
+  t.is(changed.status, 200, 'a new entity version changes the ETag');
+  t.not(changed.headers.get('etag'), etag);
   const searched = await req(`${ds}/entities.csv?$search=zed`, f.chelsea.token);
   t.is(searched.text.trim().split('\n').length, 2);
   const filtered = await req(`${ds}/entities.csv?$filter=${encodeURIComponent(`__id eq '${uuid(40)}'`)}`, f.chelsea.token);
